@@ -1,0 +1,65 @@
+"""One error hierarchy for the backend.
+
+Every error a user can cause carries a message that names the bad value and a ``hint`` that says how to fix it.
+The worker and the CLI turn these into a ``Failed`` event / a one-line message with exit status 2; anything that
+is not a ``T2VZError`` is a bug and is reported with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class T2VZError(Exception):
+    """Base class of every error the backend raises on purpose."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InvalidRequestError(T2VZError):
+    """A request (or CLI option) has a bad value; ``field`` names it."""
+
+    kind = "invalid_request"
+
+
+class InputError(T2VZError):
+    """Source media (images, movies, masks, control maps) cannot be used."""
+
+    kind = "input"
+
+
+class ModelLoadError(T2VZError):
+    """A model reference cannot be resolved or loaded."""
+
+    kind = "model"
+
+
+class DependencyError(T2VZError):
+    """An optional dependency (or its weights) is missing; the hint gives the install command."""
+
+    kind = "dependency"
+
+
+class OutputError(T2VZError):
+    """The output location cannot be used (not empty, not writable, outside the job folder)."""
+
+    kind = "output"
+
+
+class JobCancelled(T2VZError):
+    """The job was cancelled by the caller; partial output has been removed."""
+
+    kind = "cancelled"
+
+
+class OutOfMemory(T2VZError):
+    """The device ran out of memory; the hint suggests a smaller chunk size or lower precision."""
+
+    kind = "out_of_memory"
