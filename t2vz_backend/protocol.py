@@ -1,0 +1,467 @@
+"""The one contract between the Blender add-on, the command line, batch scripts and the engine.
+
+Requests (what to make) and events (what happened) are frozen dataclasses that serialise to plain JSON. This module
+imports neither bpy nor torch: the add-on ships it inside its zip and the worker speaks it over stdin/stdout.
+
+JSON shapes::
+
+    request  {"type": "text2video" | "controlnet" | "pix2pix", ...fields}
+    event    {"type": "progress" | "frame" | "preview" | "done" | "failed" | ..., ...fields}
+    command  {"op": "run", "id": "...", "job": <request>} | {"op": "cancel", "id": "..."} | {"op": "unload"}
+             | {"op": "ping", "version": "..."} | {"op": "shutdown"}
+
+Field-by-field validation that needs no model and no media decoding lives in :mod:`t2vz_backend.validation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+from .errors import InvalidRequestError
+
+PROTOCOL_VERSION = 1
+
+# --------------------------------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """A LoRA file applied on top of the base model."""
+
+    path: str  # a .safetensors LoRA (kohya or diffusers format), or a hub id / folder holding one
+    scale: float = 1.0  # strength; 0 disables it
+
+
+@dataclass(frozen=True)
+class MotionKey:
+    """The camera pose of one frame relative to frame 0, for affine motion dynamics.
+
+    ``dx``/``dy`` are fractions of the frame width/height (0.1 = a tenth of the frame), ``zoom`` is a scale factor
+    (>1 zooms in) and ``rotation`` is in degrees, counter-clockwise, about the frame centre.
+    """
+
+    dx: float = 0.0
+    dy: float = 0.0
+    zoom: float = 1.0
+    rotation: float = 0.0
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """One ControlNet and the frame sequence that drives it."""
+
+    kind: str  # "pose", "depth", "canny", ... or any name when ``model`` is given
+    path: str  # a folder of images, a movie, one image, or (pose) a keypoint JSON file
+    model: str = ""  # ControlNet hub id, folder or .safetensors; "" = the default for ``kind``
+    scale: float = 1.0  # controlnet_conditioning_scale
+    start: float = 0.0  # fraction of the schedule where this ControlNet starts acting
+    end: float = 1.0  # ... and where it stops
+    preprocessor: str = "none"  # "none" (frames are control maps already), "canny", "depth", "pose", "hed", ...
+    low_threshold: int = 100  # canny only
+    high_threshold: int = 200  # canny only
+    start_frame: int = 0  # first source frame to use
+    fps: float = 0.0  # resample a movie source to this rate; 0 = native
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Options every job has. Subclasses set the defaults that suit their mode."""
+
+    TYPE: ClassVar[str] = ""
+
+    output_dir: str = ""  # a fresh folder for this job's frames; must be empty unless ``overwrite``
+    model: str = "tiny"  # "tiny" (built-in random smoke-test model), a hub id, a diffusers folder or a .safetensors
+    loras: tuple[LoraSpec, ...] = ()
+    seed: int = 0
+    steps: int = 50  # scheduler steps of the full schedule (frame 0 matches a still made with this many)
+    guidance: float = 7.5  # classifier-free guidance scale; <= 1 disables CFG
+    negative_prompt: str = ""
+    width: int = 512  # multiples of 8; 0 = take it from the input frames where a mode has them
+    height: int = 512
+    frames: int = 8  # number of frames; 0 = as many as the input has where a mode has input
+    frame_start: int = -1  # render only frames frame_start..frame_end (inclusive, 0-based); -1 = from the first
+    frame_end: int = -1  # -1 = to the last
+    chunk_size: int = 8  # frames denoised together (memory), never changes the result
+    scheduler: str = "ddim"
+    device: str = "auto"  # "auto", "cuda", "cuda:1", "mps", "cpu"
+    dtype: str = "auto"  # "auto", "float16", "bfloat16", "float32"
+    offline: bool = False  # local files only: never touch the network
+    allow_pickle: bool = False  # allow .ckpt/.bin/.pt checkpoints (they can run arbitrary code when loaded)
+    overwrite: bool = False  # allow a non-empty output folder (its frames are replaced)
+    preview: str = ""  # "", "mp4" or "gif": also write preview.<ext> of the frames
+    fps: float = 8.0  # frame rate of the preview
+    vae_batch: int = 2  # frames decoded by the VAE at a time
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **_encode(self)}
+
+
+@dataclass(frozen=True)
+class TextToVideoRequest(JobRequest):
+    """Text2Video-Zero text->video: motion dynamics in the latents plus cross-frame attention (paper Sect. 3)."""
+
+    TYPE: ClassVar[str] = "text2video"
+
+    prompt: str = ""
+    frame_prompts: tuple[str, ...] = ()  # optional, one prompt per frame (overrides ``prompt`` frame by frame)
+    motion_x: float = 12 / 512  # translation per frame, as a fraction of the frame width (paper's lambda / 512)
+    motion_y: float = 12 / 512  # ... and of the frame height. Content moves left/up for positive values
+    motion_path: tuple[MotionKey, ...] = ()  # optional per-frame camera pose; overrides motion_x/motion_y
+    motion_mode: str = "clean"  # "clean": exact sub-pixel shifts; "parity": the reference implementation's rounding
+    t0: int = 881  # T' as a training timestep (noise level) where the anchor latent is warped
+    t1: int = 941  # T as a training timestep: all frames are denoised from here
+    smooth_bg: bool = False  # background smoothing with the warped anchor (paper Sect. 3.3), needs ``mask_dir``
+    smooth_bg_strength: float = 0.4  # weight kept from each frame's own latent in the background
+    mask_dir: str = ""  # per-frame foreground masks (white = foreground), one image per frame
+
+
+@dataclass(frozen=True)
+class ControlVideoRequest(JobRequest):
+    """ControlNet-guided video: shared initial noise, cross-frame attention in the UNet and every ControlNet."""
+
+    TYPE: ClassVar[str] = "controlnet"
+
+    prompt: str = ""
+    controls: tuple[ControlSpec, ...] = ()
+    steps: int = 20
+    guidance: float = 9.0
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+    long_side: int = 512  # when width/height are 0: scale the control frames so their long side is this
+    motion_x: float = 0.0  # motion dynamics are off by default: the control maps drive the video
+    motion_y: float = 0.0
+
+
+@dataclass(frozen=True)
+class EditVideoRequest(JobRequest):
+    """Video Instruct-Pix2Pix: edit a frame sequence with an instruction, 3-way guidance, cross-frame attention."""
+
+    TYPE: ClassVar[str] = "pix2pix"
+
+    instruction: str = ""
+    input: str = ""  # folder of images or a movie
+    input_start: int = 0  # first source frame
+    input_fps: float = 0.0  # resample a movie to this rate; 0 = native
+    image_guidance: float = 1.5
+    steps: int = 20
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+    long_side: int = 512  # input resized so its long side is this (multiples of 8, aspect kept); 0 = native size
+
+
+REQUEST_TYPES: dict[str, type[JobRequest]] = {
+    cls.TYPE: cls for cls in (TextToVideoRequest, ControlVideoRequest, EditVideoRequest)
+}
+AnyRequest = Union[TextToVideoRequest, ControlVideoRequest, EditVideoRequest]
+
+# --------------------------------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    TYPE: ClassVar[str] = ""
+
+    job_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **_encode(self)}
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """Denoising progress. ``step``/``total_steps`` count UNet passes of the whole job (anchor and chunks)."""
+
+    TYPE: ClassVar[str] = "progress"
+
+    stage: str = "denoise"  # "load", "prepare", "denoise", "decode"
+    step: int = 0
+    total_steps: int = 0
+    frames_done: int = 0
+    total_frames: int = 0
+    eta_s: float = -1.0  # seconds left, -1 while unknown
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class FrameWritten(Event):
+    TYPE: ClassVar[str] = "frame"
+
+    index: int = 0  # global frame index
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Preview(Event):
+    """A small PNG of a finished frame, base64-encoded, for a live thumbnail."""
+
+    TYPE: ClassVar[str] = "preview"
+
+    index: int = 0
+    width: int = 0
+    height: int = 0
+    png_base64: str = ""
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    TYPE: ClassVar[str] = "done"
+
+    output_dir: str = ""
+    frames: tuple[str, ...] = ()  # written frame files, in frame order
+    first_frame: int = 0  # global index of frames[0]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: load, prepare, denoise, decode, total
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    TYPE: ClassVar[str] = "failed"
+
+    kind: str = "error"  # invalid_request, input, model, dependency, output, cancelled, out_of_memory, internal
+    message: str = ""
+    hint: str = ""
+    field: str = ""  # the request field at fault, when there is one
+
+
+@dataclass(frozen=True)
+class Pong(Event):
+    TYPE: ClassVar[str] = "pong"
+
+    version: str = ""
+    protocol: int = PROTOCOL_VERSION
+    python: str = ""
+    torch: str = ""
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class Unloaded(Event):
+    TYPE: ClassVar[str] = "unloaded"
+
+    models: int = 0  # how many cached pipelines were dropped
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    TYPE: ClassVar[str] = "log"
+
+    level: str = "info"
+    message: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (Progress, FrameWritten, Preview, Done, Failed, Pong, Unloaded, Log)
+}
+
+# --------------------------------------------------------------------------------------------------------------------
+# Worker commands
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunJob:
+    OP: ClassVar[str] = "run"
+    id: str
+    job: AnyRequest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.OP, "id": self.id, "job": self.job.to_dict()}
+
+
+@dataclass(frozen=True)
+class Cancel:
+    OP: ClassVar[str] = "cancel"
+    id: str = ""  # "" cancels whatever runs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.OP, "id": self.id}
+
+
+@dataclass(frozen=True)
+class Unload:
+    OP: ClassVar[str] = "unload"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.OP}
+
+
+@dataclass(frozen=True)
+class Ping:
+    OP: ClassVar[str] = "ping"
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.OP, "version": self.version}
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    OP: ClassVar[str] = "shutdown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.OP}
+
+
+Command = Union[RunJob, Cancel, Unload, Ping, Shutdown]
+
+# --------------------------------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def dumps(message: JobRequest | Event | Command) -> str:
+    """One JSON line (no newline) for a request, event or command."""
+    return json.dumps(message.to_dict(), separators=(",", ":"), allow_nan=False)
+
+
+def request_from_dict(data: Any) -> AnyRequest:
+    """Build a request from parsed JSON, strictly: unknown fields and wrong types are errors naming the field."""
+    if not isinstance(data, dict):
+        raise InvalidRequestError("a job must be a JSON object", hint='send {"type": "text2video", ...}')
+    kind = data.get("type")
+    cls = REQUEST_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidRequestError(
+            f"unknown job type {kind!r}", field="type", hint=f"use one of {', '.join(sorted(REQUEST_TYPES))}"
+        )
+    return _decode_dataclass(cls, {k: v for k, v in data.items() if k != "type"}, "")
+
+
+def event_from_dict(data: Any) -> Event:
+    if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
+        raise InvalidRequestError(f"not an event: {data!r:.80}", field="type")
+    return _decode_dataclass(EVENT_TYPES[data["type"]], {k: v for k, v in data.items() if k != "type"}, "")
+
+
+def command_from_dict(data: Any) -> Command:
+    """Parse one worker command (``{"op": ...}``)."""
+    if not isinstance(data, dict):
+        raise InvalidRequestError("a command must be a JSON object", field="op", hint='send {"op": "ping"}')
+    op = data.get("op")
+    rest = {k: v for k, v in data.items() if k != "op"}
+    if op == "run":
+        unknown = set(rest) - {"id", "job"}
+        if unknown:
+            raise InvalidRequestError(f"unknown field {sorted(unknown)[0]!r} in a run command", field=sorted(unknown)[0])
+        job_id = rest.get("id", "")
+        if not isinstance(job_id, str):
+            raise InvalidRequestError("field 'id' must be a string", field="id")
+        return RunJob(id=job_id, job=request_from_dict(rest.get("job")))
+    cls = {"cancel": Cancel, "unload": Unload, "ping": Ping, "shutdown": Shutdown}.get(op)
+    if cls is None:
+        raise InvalidRequestError(
+            f"unknown command {op!r}", field="op", hint="use one of run, cancel, unload, ping, shutdown"
+        )
+    return _decode_dataclass(cls, rest, "")
+
+
+def loads_command(line: str) -> Command:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"invalid JSON: {exc.msg} at column {exc.colno}", hint="send one JSON object per line")
+    return command_from_dict(data)
+
+
+def loads_event(line: str) -> Event:
+    return event_from_dict(json.loads(line))
+
+
+def _encode(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)  # JSON has no NaN/inf; validation rejects them anyway
+    return obj
+
+
+_HINTS_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS_CACHE:
+        _HINTS_CACHE[cls] = typing.get_type_hints(cls)
+    return _HINTS_CACHE[cls]
+
+
+def _decode_dataclass(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise InvalidRequestError(
+                f"unknown field {prefix + key!r} for {getattr(cls, 'TYPE', '') or cls.__name__}",
+                field=prefix + key,
+                hint=f"known fields: {', '.join(sorted(names))}",
+            )
+    kwargs = {key: _decode_value(hints[key], value, prefix + key) for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise InvalidRequestError(f"{cls.__name__}: {exc}", field=prefix.rstrip(".")) from None
+
+
+def _decode_value(tp: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        for option in typing.get_args(tp):
+            try:
+                return _decode_value(option, value, name)
+            except InvalidRequestError:
+                continue
+        raise _type_error(name, tp, value)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(name, "a list", value)
+        return tuple(_decode_value(item_type, v, f"{name}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _type_error(name, "an object", value)
+        return {str(k): _decode_value(typing.get_args(tp)[1], v, f"{name}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _type_error(name, "an object", value)
+        return _decode_dataclass(tp, value, name + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _type_error(name, "true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(name, "an integer", value)
+        return value
+    if tp is float:
+        if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
+            return float(value)  # decoded so that validation can name it; never accepted as a valid value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _type_error(name, "a number", value)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _type_error(name, "a string", value)
+        return value
+    if tp is AnyRequest:
+        return request_from_dict(value)
+    raise TypeError(f"protocol cannot decode type {tp!r}")  # a bug in this module, not in the request
+
+
+def _type_error(name: str, expected: Any, value: Any) -> InvalidRequestError:
+    expected_text = expected if isinstance(expected, str) else getattr(expected, "__name__", str(expected))
+    return InvalidRequestError(
+        f"field {name!r} must be {expected_text}, got {value!r:.60}", field=name, hint=f"give {name} {expected_text}"
+    )

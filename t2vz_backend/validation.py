@@ -1,0 +1,238 @@
+"""Validate a request completely before any work, without torch, models or decoding media.
+
+``validate_request`` returns every problem it finds, each naming the field, the bad value and the fix, so the
+Blender panel can show them beside the settings; ``check_request`` raises the first as ``InvalidRequestError``.
+Checks that need the media (frame counts, image sizes) or the model (family, channels) happen in the engine's own
+``check_inputs`` step, still before any denoising.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from .errors import InvalidRequestError
+from .protocol import ControlVideoRequest, EditVideoRequest, JobRequest, TextToVideoRequest
+
+SCHEDULERS = ("ddim", "ddpm", "pndm", "dpm++", "dpm++sde", "unipc", "euler", "euler_a", "lms", "tcd", "lcm")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+PREVIEWS = ("", "mp4", "gif")
+MOTION_MODES = ("clean", "parity")
+MAX_TRAIN_TIMESTEP = 999  # SD 1.x schedules have 1000 training timesteps
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+    hint: str = ""
+
+    def to_error(self) -> InvalidRequestError:
+        return InvalidRequestError(self.message, field=self.field, hint=self.hint)
+
+
+def check_request(request: JobRequest) -> None:
+    """Raise ``InvalidRequestError`` for the first problem of ``request``."""
+    problems = validate_request(request)
+    if problems:
+        raise problems[0].to_error()
+
+
+def validate_request(request: JobRequest) -> list[Problem]:
+    """Every problem of ``request`` that can be seen without loading a model or decoding media."""
+    out: list[Problem] = []
+    _common(request, out)
+    if isinstance(request, TextToVideoRequest):
+        _text2video(request, out)
+    elif isinstance(request, ControlVideoRequest):
+        _controlnet(request, out)
+    elif isinstance(request, EditVideoRequest):
+        _pix2pix(request, out)
+    return out
+
+
+def frame_range(request: JobRequest, frames: int) -> tuple[int, int]:
+    """The inclusive (first, last) global frame indices to render out of ``frames``."""
+    first = 0 if request.frame_start < 0 else request.frame_start
+    last = frames - 1 if request.frame_end < 0 else request.frame_end
+    return first, last
+
+
+def check_frame_range(request: JobRequest, frames: int) -> None:
+    """Raise if the requested sub-range does not fit ``frames`` (known only once the input is counted)."""
+    first, last = frame_range(request, frames)
+    if not 0 <= first <= last <= frames - 1:
+        raise InvalidRequestError(
+            f"frame range {first}-{last} is outside the video's frames 0-{frames - 1}",
+            field="frame_start" if first > frames - 1 or first > last else "frame_end",
+            hint=f"choose a range within 0-{frames - 1}, or leave it empty to render every frame",
+        )
+
+
+def _common(r: JobRequest, out: list[Problem]) -> None:
+    if not r.output_dir:
+        out.append(Problem("output_dir", "no output folder given", "set output_dir (CLI: --out DIR)"))
+    if not r.model:
+        out.append(Problem("model", "no model given", "use 'tiny', a hub id, a diffusers folder or a .safetensors"))
+    elif _looks_like_path(r.model) and not os.path.exists(os.path.expanduser(r.model)):
+        out.append(Problem("model", f"model path {r.model!r} does not exist", "check the path, or give a hub id"))
+    for i, lora in enumerate(r.loras):
+        if not lora.path:
+            out.append(Problem(f"loras[{i}].path", "a LoRA entry has no path", "give the LoRA .safetensors file"))
+        elif _looks_like_path(lora.path) and not os.path.exists(os.path.expanduser(lora.path)):
+            out.append(Problem(f"loras[{i}].path", f"LoRA file {lora.path!r} does not exist", "check the path"))
+        _finite(out, f"loras[{i}].scale", lora.scale)
+    if not 0 <= r.seed < 2**63:
+        out.append(Problem("seed", f"seed {r.seed} is out of range", "use a seed between 0 and 2**63-1"))
+    if r.steps < 2:
+        out.append(Problem("steps", f"steps={r.steps} is too few", "use at least 2 steps (20-50 is typical)"))
+    if r.steps > 1000:
+        out.append(Problem("steps", f"steps={r.steps} exceeds the 1000 training timesteps", "use at most 1000"))
+    if _finite(out, "guidance", r.guidance) and r.guidance < 0:
+        out.append(Problem("guidance", f"guidance={r.guidance} is negative", "use 0-1 for no guidance, 7.5 typical"))
+    _size(r, out)
+    if r.frames < 0:
+        out.append(Problem("frames", f"frames={r.frames} is negative", "use 1 or more frames"))
+    if r.frame_start < -1 or r.frame_end < -1:
+        out.append(Problem("frame_start", "frame indices are 0-based", "use -1 for 'from the start'/'to the end'"))
+    elif r.frame_start >= 0 and r.frame_end >= 0 and r.frame_start > r.frame_end:
+        out.append(Problem("frame_end", f"frame range {r.frame_start}-{r.frame_end} is empty", "swap the two ends"))
+    elif r.frames > 0:
+        first, last = frame_range(r, r.frames)
+        if last > r.frames - 1 or first > r.frames - 1:
+            out.append(Problem(
+                "frame_end" if last > r.frames - 1 else "frame_start",
+                f"frame range {first}-{last} is outside frames 0-{r.frames - 1}",
+                f"choose frames within 0-{r.frames - 1}",
+            ))
+    if r.chunk_size < 1:
+        out.append(Problem("chunk_size", f"chunk_size={r.chunk_size} must be at least 1", "use 1-16 (lower = less VRAM)"))
+    if r.vae_batch < 1:
+        out.append(Problem("vae_batch", f"vae_batch={r.vae_batch} must be at least 1", "use 1-4"))
+    _choice(out, "scheduler", r.scheduler, SCHEDULERS)
+    if r.device.split(":")[0] not in DEVICES:
+        out.append(Problem("device", f"unknown device {r.device!r}", f"use one of {', '.join(DEVICES)} (or cuda:N)"))
+    _choice(out, "dtype", r.dtype, DTYPES)
+    _choice(out, "preview", r.preview, PREVIEWS)
+    if _finite(out, "fps", r.fps) and r.fps <= 0:
+        out.append(Problem("fps", f"fps={r.fps} must be positive", "use e.g. 8 or 24"))
+
+
+def _size(r: JobRequest, out: list[Problem]) -> None:
+    allows_auto = not isinstance(r, TextToVideoRequest)
+    for name in ("width", "height"):
+        value = getattr(r, name)
+        if value == 0 and allows_auto:
+            continue
+        if value < 8 or value % 8:
+            fixed = max(8, round(value / 8) * 8)
+            out.append(Problem(name, f"{name}={value} is not a positive multiple of 8", f"use {name}={fixed}"))
+        elif value > 4096:
+            out.append(Problem(name, f"{name}={value} is larger than 4096", "use at most 4096 (SD 1.5: 512)"))
+    if allows_auto and (r.width == 0) != (r.height == 0):
+        out.append(Problem("width", "width and height must both be set or both be 0", "set both, or 0 for auto"))
+
+
+def _text2video(r: TextToVideoRequest, out: list[Problem]) -> None:
+    if r.frames < 1:
+        out.append(Problem("frames", f"frames={r.frames}: a video needs at least 1 frame", "use frames >= 1"))
+    if r.frame_prompts and len(r.frame_prompts) != r.frames:
+        out.append(Problem(
+            "frame_prompts", f"{len(r.frame_prompts)} frame prompts for {r.frames} frames", "give one per frame"
+        ))
+    mx = _finite(out, "motion_x", r.motion_x)
+    my = _finite(out, "motion_y", r.motion_y)
+    if mx and my and max(abs(r.motion_x), abs(r.motion_y)) > 1:
+        out.append(Problem("motion_x", "motion is a fraction of the frame per frame", "use values like 0.02"))
+    if r.motion_path and len(r.motion_path) != r.frames:
+        out.append(Problem("motion_path", f"{len(r.motion_path)} motion keys for {r.frames} frames", "one per frame"))
+    for i, key in enumerate(r.motion_path):
+        for name in ("dx", "dy", "zoom", "rotation"):
+            _finite(out, f"motion_path[{i}].{name}", getattr(key, name))
+        if math.isfinite(key.zoom) and key.zoom <= 0:
+            out.append(Problem(f"motion_path[{i}].zoom", f"zoom={key.zoom} must be positive", "1.0 = no zoom"))
+    _choice(out, "motion_mode", r.motion_mode, MOTION_MODES)
+    if not 0 < r.t0 < r.t1 <= MAX_TRAIN_TIMESTEP:
+        out.append(Problem(
+            "t0" if r.t0 >= r.t1 or r.t0 <= 0 else "t1",
+            f"need 0 < t0 < t1 <= {MAX_TRAIN_TIMESTEP}, got t0={r.t0}, t1={r.t1}",
+            "t0/t1 are training timesteps (noise levels); the defaults are t0=881, t1=941",
+        ))
+    if _finite(out, "smooth_bg_strength", r.smooth_bg_strength) and not 0 <= r.smooth_bg_strength <= 1:
+        out.append(Problem("smooth_bg_strength", f"{r.smooth_bg_strength} is outside 0-1", "0.4 is the default"))
+    if r.smooth_bg:
+        if not r.mask_dir:
+            out.append(Problem("mask_dir", "background smoothing needs foreground masks", "set mask_dir"))
+        elif not os.path.exists(r.mask_dir):
+            out.append(Problem("mask_dir", f"mask folder {r.mask_dir!r} does not exist", "check the path"))
+
+
+def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
+    if not r.controls:
+        out.append(Problem("controls", "no ControlNet given", "add a control, e.g. --control pose=FOLDER"))
+    for i, c in enumerate(r.controls):
+        name = f"controls[{i}]"
+        if not c.kind:
+            out.append(Problem(f"{name}.kind", "a control has no kind", "use pose, depth, canny, ..."))
+        if not c.path:
+            out.append(Problem(f"{name}.path", f"control {c.kind!r} has no frames", "give a folder or movie"))
+        elif not os.path.exists(c.path):
+            out.append(Problem(f"{name}.path", f"control frames {c.path!r} do not exist", "check the path"))
+        if c.model and _looks_like_path(c.model) and not os.path.exists(os.path.expanduser(c.model)):
+            out.append(Problem(f"{name}.model", f"ControlNet path {c.model!r} does not exist", "check the path"))
+        _finite(out, f"{name}.scale", c.scale)
+        if _finite(out, f"{name}.start", c.start) and _finite(out, f"{name}.end", c.end):
+            if not 0 <= c.start < c.end <= 1:
+                out.append(Problem(f"{name}.start", f"need 0 <= start < end <= 1, got {c.start}-{c.end}",
+                                   "start/end are fractions of the schedule; 0 and 1 use it all"))
+        if c.start_frame < 0:
+            out.append(Problem(f"{name}.start_frame", f"start_frame={c.start_frame} is negative", "use 0 or more"))
+        if _finite(out, f"{name}.fps", c.fps) and c.fps < 0:
+            out.append(Problem(f"{name}.fps", f"fps={c.fps} is negative", "use 0 for the source rate"))
+    _finite(out, "motion_x", r.motion_x)
+    _finite(out, "motion_y", r.motion_y)
+    _long_side(r.long_side, out)
+
+
+def _pix2pix(r: EditVideoRequest, out: list[Problem]) -> None:
+    if not r.instruction.strip():
+        out.append(Problem("instruction", "the edit instruction is empty", 'say what to change, e.g. "make it snow"'))
+    if not r.input:
+        out.append(Problem("input", "no input video given", "give a folder of frames or a movie file"))
+    elif not os.path.exists(r.input):
+        out.append(Problem("input", f"input {r.input!r} does not exist", "check the path"))
+    if _finite(out, "image_guidance", r.image_guidance) and r.image_guidance < 0:
+        out.append(Problem("image_guidance", f"image_guidance={r.image_guidance} is negative", "1.0-1.5 is typical"))
+    if r.input_start < 0:
+        out.append(Problem("input_start", f"input_start={r.input_start} is negative", "use 0 or more"))
+    if _finite(out, "input_fps", r.input_fps) and r.input_fps < 0:
+        out.append(Problem("input_fps", f"input_fps={r.input_fps} is negative", "use 0 for the source rate"))
+    _long_side(r.long_side, out)
+
+
+def _long_side(value: int, out: list[Problem]) -> None:
+    if value and (value < 8 or value % 8):
+        out.append(Problem("long_side", f"long_side={value} is not a multiple of 8", "use e.g. 512, or 0 for native"))
+
+
+def _finite(out: list[Problem], name: str, value: float) -> bool:
+    if not math.isfinite(value):
+        out.append(Problem(name, f"{name}={value} is not a finite number", f"give {name} a finite value"))
+        return False
+    return True
+
+
+def _choice(out: list[Problem], name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        out.append(Problem(name, f"unknown {name} {value!r}", f"use one of {', '.join(o or repr(o) for o in options)}"))
+
+
+def _looks_like_path(ref: str) -> bool:
+    """A model reference is a path when it is one on disk or looks like one; otherwise a hub id ("org/name")."""
+    if ref == "tiny":
+        return False
+    if ref.startswith((".", "/", "~")) or "\\" in ref or ref.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin")):
+        return True
+    return ref.count("/") != 1 and os.sep in ref
