@@ -7,8 +7,9 @@ The engine (``text_to_video``, ``control_video``, ``edit_video``) never writes f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import JobCancelled
 
@@ -44,7 +45,7 @@ class JobContext:
         self.on_frame(index, image)
 
     @classmethod
-    def collecting(cls) -> "JobContext":
+    def collecting(cls) -> JobContext:
         """A context that keeps every frame in ``ctx.frames`` (for tests and in-memory use)."""
         ctx = cls()
         ctx.on_frame = lambda index, image: ctx.frames.__setitem__(index, image)

@@ -352,7 +352,8 @@ def command_from_dict(data: Any) -> Command:
     if op == "run":
         unknown = set(rest) - {"id", "job"}
         if unknown:
-            raise InvalidRequestError(f"unknown field {sorted(unknown)[0]!r} in a run command", field=sorted(unknown)[0])
+            name = sorted(unknown)[0]
+            raise InvalidRequestError(f"unknown field {name!r} in a run command", field=name, hint="use id and job")
         job_id = rest.get("id", "")
         if not isinstance(job_id, str):
             raise InvalidRequestError("field 'id' must be a string", field="id")
@@ -369,7 +370,9 @@ def loads_command(line: str) -> Command:
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"invalid JSON: {exc.msg} at column {exc.colno}", hint="send one JSON object per line")
+        raise InvalidRequestError(
+            f"invalid JSON: {exc.msg} at column {exc.colno}", hint="send one JSON object per line"
+        ) from None
     return command_from_dict(data)
 
 

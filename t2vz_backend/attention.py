@@ -1,0 +1,170 @@
+"""Cross-frame attention (Text2Video-Zero, Sect. 3.2 of the paper; method.md §5, §6.3, §12.1).
+
+Every self-attention layer (``attn1``) of the UNet and of each ControlNet lets each frame's queries attend to the
+keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) is left
+alone. The batch layout is never guessed from the batch size: the caller says how many branches there are.
+
+The loop is step-major (§6.3): at each denoising step the anchor runs first, alone (batch = G branches), in
+``record`` mode: it does ordinary self-attention and leaves its per-layer K/V in a cache. Then the other frames run
+in chunks of any size in ``replay`` mode against that cache. Nothing of the anchor is recomputed per chunk, and
+because the anchor never looks at other frames, chunking cannot change the result.
+
+Notation: G = guidance branches (1 without CFG, 2 with CFG, 3 for Instruct-Pix2Pix), f = frames in the current
+batch, N = tokens per frame, h = heads, d = head dim. Batches are branch-major: rows [g*f, (g+1)*f) are branch g.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .errors import T2VZError
+
+OFF, RECORD, REPLAY = "off", "record", "replay"
+
+
+@dataclass
+class CrossFrameState:
+    """Shared by every cross-frame processor of one installation: the current mode, layout and anchor K/V cache."""
+
+    branches: int = 2
+    mode: str = OFF
+    query_chunk: int = 0  # >0: attend this many query tokens at a time (bounds memory on MPS); same result
+    cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def recording(self, branches: int) -> Iterator[None]:
+        """Run the anchor batch (one row per branch): plain self-attention, K/V kept for the replay."""
+        self.cache.clear()
+        self.mode, self.branches = RECORD, branches
+        try:
+            yield
+        finally:
+            self.mode = OFF
+
+    @contextlib.contextmanager
+    def replaying(self, branches: int) -> Iterator[None]:
+        """Run a chunk of non-anchor frames (``branches`` * f rows) against the recorded anchor K/V."""
+        if not self.cache:
+            raise RuntimeError("replay without a recorded anchor pass")  # an internal ordering bug
+        self.mode, self.branches = REPLAY, branches
+        try:
+            yield
+        finally:
+            self.mode = OFF
+
+
+class CrossFrameAttnProcessor:
+    """SDPA self-attention whose keys/values come from the anchor frame of the same guidance branch."""
+
+    def __init__(self, name: str, state: CrossFrameState) -> None:
+        self.name = name
+        self.state = state
+
+    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
+                 temb=None, *args, **kwargs) -> torch.Tensor:
+        if encoder_hidden_states is not None or attention_mask is not None:
+            raise T2VZError(f"{self.name}: cross-frame attention was installed on a cross-attention layer")
+        _check_supported(attn, hidden_states, self.name)
+        state = self.state
+        rows, tokens, _ = hidden_states.shape
+        heads = attn.heads
+        query = attn.to_q(hidden_states)
+        if state.mode == REPLAY:
+            key, value = state.cache[self.name]  # (G, h, N, d), projected once from the anchor rows
+            branches = state.branches
+            if rows % branches:
+                raise RuntimeError(f"{self.name}: {rows} rows do not split into {branches} branches")
+            per_branch = rows // branches
+            # Fold every frame of a branch into one long query sequence: softmax is per query row, so attending
+            # (f*N) queries to the anchor's N keys is exactly f separate per-frame attentions, in one SDPA call.
+            q = query.view(branches, per_branch * tokens, heads, -1).transpose(1, 2)
+            out = _sdpa(q, key, value, attn.scale, state.query_chunk)
+            out = out.transpose(1, 2).reshape(rows, tokens, -1)
+        else:
+            key = _heads(attn.to_k(hidden_states), heads)
+            value = _heads(attn.to_v(hidden_states), heads)
+            if state.mode == RECORD:
+                if rows != state.branches:
+                    raise RuntimeError(f"{self.name}: anchor pass has {rows} rows, expected {state.branches}")
+                state.cache[self.name] = (key, value)
+            out = _sdpa(_heads(query, heads), key, value, attn.scale, state.query_chunk)
+            out = out.transpose(1, 2).reshape(rows, tokens, -1)
+        out = attn.to_out[0](out.to(query.dtype))
+        return attn.to_out[1](out)
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    rows, tokens, _ = x.shape
+    return x.view(rows, tokens, heads, -1).transpose(1, 2)
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, query_chunk: int) -> torch.Tensor:
+    # Pass the module's own scale: SDPA's default 1/sqrt(d) equals it for SD models, but that is not guaranteed.
+    if query_chunk <= 0 or q.shape[2] <= query_chunk:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    parts = [F.scaled_dot_product_attention(q[:, :, i:i + query_chunk], k, v, scale=scale)
+             for i in range(0, q.shape[2], query_chunk)]
+    return torch.cat(parts, dim=2)
+
+
+def _check_supported(attn, hidden_states: torch.Tensor, name: str) -> None:
+    """Refuse module options the stock SD UNet does not use, instead of silently computing something else."""
+    if hidden_states.ndim != 3:
+        raise T2VZError(f"{name}: cross-frame attention expects (batch, tokens, channels) input")
+    if (attn.spatial_norm is not None or attn.group_norm is not None or attn.norm_cross is not None
+            or attn.residual_connection or attn.rescale_output_factor != 1.0 or attn.norm_q is not None):
+        raise T2VZError(f"{name}: this attention layer uses options cross-frame attention does not implement",
+                        hint="use a Stable Diffusion 1.5-class UNet")
+
+
+def self_attention_names(model: torch.nn.Module) -> list[str]:
+    """Processor names of the self-attention layers (``...attn1.processor``) of a UNet or ControlNet."""
+    return [name for name in model.attn_processors if name.endswith("attn1.processor")]
+
+
+@contextlib.contextmanager
+def cross_frame_attention(models: dict[str, torch.nn.Module], state: CrossFrameState) -> Iterator[CrossFrameState]:
+    """Install cross-frame processors on every ``attn1`` of ``models`` (name → UNet/ControlNet) and always restore.
+
+    The original processors are saved and put back in ``finally``, so an exception (or a cancel) never leaves a
+    model patched. ``verify_installed`` lets the loop detect code that swapped processors mid-job.
+    """
+    saved: dict[str, dict] = {}
+    try:
+        for prefix, model in models.items():
+            current = model.attn_processors
+            if any(isinstance(p, CrossFrameAttnProcessor) for p in current.values()):
+                raise T2VZError(f"{prefix}: cross-frame attention is already installed on this model",
+                                hint="run one job per model at a time")
+            saved[prefix] = current
+            new = dict(current)
+            for name in self_attention_names(model):
+                new[name] = CrossFrameAttnProcessor(f"{prefix}.{name}", state)
+            model.set_attn_processor(new)
+        yield state
+    finally:
+        for prefix, processors in saved.items():
+            models[prefix].set_attn_processor(processors)
+        state.cache.clear()
+        state.mode = OFF
+
+
+def verify_installed(models: dict[str, torch.nn.Module]) -> None:
+    """Raise if something (attention slicing, xformers, ``set_default_attn_processor``) replaced our processors.
+
+    Those switches call ``set_attn_processor`` and would silently turn cross-frame attention off, which shows up
+    only as flicker (diffusers issue #2898). Memory options belong inside our processor (``query_chunk``).
+    """
+    for prefix, model in models.items():
+        processors = model.attn_processors
+        for name in self_attention_names(model):
+            if not isinstance(processors[name], CrossFrameAttnProcessor):
+                raise T2VZError(
+                    f"{prefix}.{name}: cross-frame attention was replaced during the job",
+                    hint="do not enable attention slicing/xformers on a model in use; t2vz slices attention itself",
+                )

@@ -1,0 +1,48 @@
+"""Text encoding, once per job (method.md §12.2): one embedding per distinct prompt, never a per-frame list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+@torch.no_grad()
+def encode_prompts(tokenizer, text_encoder, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
+    """CLIP embeddings (n, tokens, dim) of ``prompts``, computed as diffusers' Stable Diffusion pipelines do.
+
+    Padding to ``model_max_length`` with truncation and the attention mask only when the encoder's config asks
+    for it — the same tensors diffusers feeds the UNet, which is what makes frame 0 equal a diffusers still.
+    """
+    tokens = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt")
+    mask = tokens.attention_mask.to(device) if getattr(text_encoder.config, "use_attention_mask", False) else None
+    embeds = text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    return embeds.to(dtype=text_encoder.dtype, device=device)
+
+
+class PromptTable:
+    """Embeddings of a job's distinct prompts and the per-frame lookup that builds branch-major batches."""
+
+    def __init__(self, tokenizer, text_encoder, device: torch.device, *, negative: str, prompts: Sequence[str],
+                 per_frame: Sequence[str] = ()) -> None:
+        distinct = list(dict.fromkeys([negative, *prompts, *per_frame]))
+        embeds = encode_prompts(tokenizer, text_encoder, distinct, device)
+        self._rows = {text: embeds[i:i + 1] for i, text in enumerate(distinct)}
+        self.negative = negative
+        self.per_frame = list(per_frame)
+        self.prompt = prompts[0] if prompts else ""
+
+    def cond(self, frame: int) -> torch.Tensor:
+        return self._rows[self.per_frame[frame] if self.per_frame else self.prompt]
+
+    def uncond(self) -> torch.Tensor:
+        return self._rows[self.negative]
+
+    def batch(self, layout: Sequence[str], frames: Sequence[int]) -> torch.Tensor:
+        """Rows for ``frames`` in each branch of ``layout`` ("cond" or "uncond"), branch-major."""
+        rows = []
+        for branch in layout:
+            for frame in frames:
+                rows.append(self.cond(frame) if branch == "cond" else self.uncond())
+        return torch.cat(rows)
