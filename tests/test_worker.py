@@ -1,0 +1,121 @@
+"""The worker process, spoken to in raw JSON lines: handshake, strict errors, queueing, cancel, warm models."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from t2vz_backend.protocol import PROTOCOL_VERSION, TextToVideoRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RawWorker:
+    """``python -m t2vz_backend worker`` with a thread that checks every stdout line is a protocol event."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen([sys.executable, "-m", "t2vz_backend", "worker"], cwd=ROOT,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.lines: queue.Queue[dict] = queue.Queue()
+        self.non_protocol: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for raw in iter(self.proc.stdout.readline, b""):
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                self.non_protocol.append(raw.decode(errors="replace"))
+                continue
+            self.lines.put(event)
+
+    def send(self, obj: dict | str) -> None:
+        line = obj if isinstance(obj, str) else json.dumps(obj)
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def next(self, timeout: float = 60.0, **match) -> dict:
+        """The next event whose fields equal ``match`` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if all(event.get(k) == v for k, v in match.items()):
+                return event
+
+    def until_end(self, job_id: str, timeout: float = 120.0) -> list[dict]:
+        events = []
+        while not events or events[-1]["type"] not in ("done", "failed"):
+            events.append(self.next(timeout, job_id=job_id))
+        return events
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.send({"op": "shutdown"})
+        code = self.proc.wait(30)
+        self.log.close()
+        return code
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory):
+    raw = RawWorker(tmp_path_factory.mktemp("worker") / "worker.log")
+    yield raw
+    assert raw.close() == 0
+    assert raw.non_protocol == []  # stdout carried protocol lines only
+
+
+def job(out: Path, **changes) -> dict:
+    values = {"prompt": "a cat", "frames": 2, "width": 32, "height": 32, "steps": 2, **changes}
+    return TextToVideoRequest(output_dir=str(out), **values).to_dict()
+
+
+def test_ping_and_handshake(worker):
+    worker.send({"op": "ping", "version": str(PROTOCOL_VERSION)})
+    pong = worker.next(type="pong")
+    assert pong["protocol"] == PROTOCOL_VERSION and pong["torch"] and pong["python"] and pong["device"]
+    worker.send({"op": "ping", "version": "999"})
+    failed = worker.next(type="failed")
+    assert failed["kind"] == "protocol" and "999" in failed["message"] and failed["hint"]
+
+
+@pytest.mark.parametrize(("line", "field"), [
+    ("this is not json", ""),
+    ({"op": "dance"}, "op"),
+    ({"op": "run", "id": "bad1", "job": {"type": "text2video", "colour": "red"}}, "colour"),
+    ({"op": "run", "id": "bad2", "job": {"type": "text2video", "frames": "eight"}}, "frames"),
+    ({"op": "run", "id": "bad3", "job": {"type": "text2video", "width": 30, "output_dir": "x"}}, "width"),
+    ({"op": "run", "id": "bad4", "job": {"type": "pix2pix", "instruction": "snow", "input": "/nonexistent/clip.mp4",
+                                         "output_dir": "x"}}, "input"),
+])
+def test_malformed_lines_fail_and_the_worker_keeps_serving(worker, line, field):
+    worker.send(line)
+    failed = worker.next(type="failed")
+    assert failed["field"] == field and failed["message"] and failed["hint"]
+    if isinstance(line, dict) and "id" in line:
+        assert failed["job_id"] == line["id"]
+    worker.send({"op": "ping"})
+    assert worker.next(type="pong")
+
+
+def test_unload_before_any_job(worker):
+    worker.send({"op": "unload"})
+    assert worker.next(type="unloaded")["models"] == 0
+
+
+def test_cancel_of_an_unknown_job_only_warns(worker):
+    worker.send({"op": "cancel", "id": "nobody"})
+    assert worker.next(type="log", job_id="nobody")["level"] == "warning"
+
+
+def test_end_of_input_exits_cleanly(tmp_path):
+    raw = RawWorker(tmp_path / "log")
+    raw.proc.stdin.close()
+    assert raw.proc.wait(30) == 0
