@@ -34,6 +34,7 @@ class CrossFrameState:
     branches: int = 2
     mode: str = OFF
     query_chunk: int = 0  # >0: attend this many query tokens at a time (bounds memory on MPS); same result
+    scope: str = ""  # which model call is running: one ControlNet may serve two controls with different maps
     cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
     @contextlib.contextmanager
@@ -75,7 +76,7 @@ class CrossFrameAttnProcessor:
         heads = attn.heads
         query = attn.to_q(hidden_states)
         if state.mode == REPLAY:
-            key, value = state.cache[self.name]  # (G, h, N, d), projected once from the anchor rows
+            key, value = state.cache[state.scope + self.name]  # (G, h, N, d), projected once from the anchor rows
             branches = state.branches
             if rows % branches:
                 raise RuntimeError(f"{self.name}: {rows} rows do not split into {branches} branches")
@@ -91,7 +92,7 @@ class CrossFrameAttnProcessor:
             if state.mode == RECORD:
                 if rows != state.branches:
                     raise RuntimeError(f"{self.name}: anchor pass has {rows} rows, expected {state.branches}")
-                state.cache[self.name] = (key, value)
+                state.cache[state.scope + self.name] = (key, value)
             out = _sdpa(_heads(query, heads), key, value, attn.scale, state.query_chunk)
             out = out.transpose(1, 2).reshape(rows, tokens, -1)
         out = attn.to_out[0](out.to(query.dtype))

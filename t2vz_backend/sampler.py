@@ -58,6 +58,11 @@ class NoisePredictor:
     image_guidance: float = 0.0
     image_latents: Callable[[Sequence[int]], torch.Tensor] | None = None  # frames → (G·f, 4, h, w) (pix2pix)
     controls: list[ControlInput] = field(default_factory=list)
+    state: CrossFrameState | None = None  # told which model call runs, so each keeps its own anchor K/V
+
+    def _scope(self, name: str) -> None:
+        if self.state is not None:
+            self.state.scope = name
 
     def __call__(self, scheduler, latents: torch.Tensor, t, frames: Sequence[int], step_index: int,
                  total_steps: int) -> torch.Tensor:
@@ -66,9 +71,10 @@ class NoisePredictor:
         model_input = scheduler.scale_model_input(model_input, t)
         embeds = self.embeddings(frames)
         down, mid = None, None
-        for control in self.controls:
+        for i, control in enumerate(self.controls):
             if not control.active(step_index, total_steps):
                 continue  # adds exactly zero, as diffusers' scale-0 call does
+            self._scope(f"control{i}/")
             cond = control.images(frames)
             cond = torch.cat([cond] * g) if g > 1 else cond
             d, m = control.model(model_input, t, encoder_hidden_states=embeds, controlnet_cond=cond,
@@ -77,6 +83,7 @@ class NoisePredictor:
             mid = m if mid is None else mid + m
         if self.image_latents is not None:
             model_input = torch.cat([model_input, self.image_latents(frames)], dim=1)
+        self._scope("unet/")
         eps = self.unet(model_input, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
                         mid_block_additional_residual=mid, return_dict=False)[0]
         return combine_guidance(eps, g, self.guidance, self.image_guidance)
@@ -124,11 +131,3 @@ def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames:
                     ctx.step()
         latents = scheduler.step(eps, t, latents, **kwargs, return_dict=False)[0]
     return latents
-
-
-def anchor_steps(predictor: NoisePredictor, scheduler, latent: torch.Tensor, timesteps: Sequence, *,
-                 state: CrossFrameState, models: dict, ctx: JobContext,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Denoise the anchor alone (plain self-attention, it attends to itself) — the pre-phase of text→video."""
-    return denoise(predictor, scheduler, latent, [0], timesteps, state=state, models=models, chunk_size=1, ctx=ctx,
-                   generators=[generator] if generator is not None else None)

@@ -16,12 +16,12 @@ from .attention import CrossFrameState, cross_frame_attention
 from .background import load_masks, smooth_background
 from .context import JobContext
 from .decoding import stream_frames
-from .motion import warp_frames
+from .dynamics import motion_latents
 from .prompts import PromptTable
 from .protocol import TextToVideoRequest
-from .sampler import NoisePredictor, anchor_steps, denoise, passes_per_step
-from .schedule import plan_schedule, renoise
-from .seeding import anchor_generator, frame_generator, frame_noise
+from .sampler import NoisePredictor, denoise, passes_per_step
+from .schedule import plan_schedule
+from .seeding import anchor_generator, frame_generator
 from .validation import check_request, frame_range
 
 
@@ -65,31 +65,17 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     models = {"unet": model.unet}
     ctx.on_stage("denoise")
     with cross_frame_attention(models, state):
-        # 5. The anchor alone: start → T (kept), then T → T′ for the warp. Stochastic schedulers' draws for the
-        #    main phase must continue from the generator's state at T, as in a plain still.
-        x_t1 = anchor_steps(predictor, pre, x, plan.raw[:plan.t1_index], state=state, models=models,
-                            ctx=ctx, generator=gen0)
-        gen0_at_t1 = gen0.get_state()
-        x_t0 = anchor_steps(predictor, pre, x_t1, plan.raw[plan.t1_index:plan.t0_index], state=state,
-                            models=models, ctx=ctx, generator=gen0)
-        gen0.set_state(gen0_at_t1)
-
-        # 6. Motion dynamics: warp x¹_T′ per frame, then forward-diffuse T′ → T with per-frame noise.
-        others = frames[1:]
-        latents = x_t1
-        if others:
-            warped = warp_frames(x_t0, others, motion_x=request.motion_x, motion_y=request.motion_y,
-                                 motion_path=request.motion_path, mode=request.motion_mode)
-            noise = torch.cat([frame_noise(request.seed, k, "renoise", (1, 4, h, w), device=device, dtype=dtype)
-                               for k in others])
-            x_others = renoise(main, plan, warped, noise, sigma_space=is_sigma_space(main))
-            # 7. Background smoothing (paper Sect. 3.3): blend the background with the warped anchor, once, at T.
-            if masks is not None:
-                x_others = smooth_background(x_t1, x_others, others, masks, request)
-            latents = torch.cat([x_t1, x_others])
+        # 5-6. The anchor alone to T and T′; warp x¹_T′ per frame and forward-diffuse it back to T.
+        latents, _ = motion_latents(predictor, pre, main, plan, x, frames, seed=request.seed,
+                                    motion_x=request.motion_x, motion_y=request.motion_y,
+                                    motion_path=request.motion_path, motion_mode=request.motion_mode, state=state,
+                                    models=models, ctx=ctx, generator=gen0, sigma_space=is_sigma_space(main))
+        # 7. Background smoothing (paper Sect. 3.3): blend the background with the warped anchor, once, at T.
+        if masks is not None and len(frames) > 1:
+            latents[1:] = smooth_background(latents[:1], latents[1:], frames[1:], masks, request)
 
         # 8. Every frame from T down, step-major, anchor K/V recorded once per step and replayed per chunk.
-        generators = [gen0] + [frame_generator(request.seed, k, "step") for k in others]
+        generators = [gen0] + [frame_generator(request.seed, k, "step") for k in frames[1:]]
         latents = denoise(predictor, main, latents, frames, plan.raw[plan.t1_index:], state=state,
                           models=models, chunk_size=request.chunk_size, ctx=ctx, generators=generators)
 
