@@ -138,7 +138,8 @@ class FakeClient:
                 events.append(protocol.Failed(job_id=job_id, kind="input", message=self.fail, hint="fix it"))
             elif not self.hang:
                 out = Path(request.output_dir)
-                files = [str(write_png(out / f"frame_{i:06d}.png", 32, 32)) for i in range(self.frames)]
+                count = getattr(request, "frames", 0) or self.frames
+                files = [str(write_png(out / f"frame_{i:06d}.png", 32, 32)) for i in range(count)]
                 events.append(protocol.Progress(job_id=job_id, step=1, total_steps=2, eta_s=3.0))
                 events += [protocol.FrameWritten(job_id=job_id, index=i, path=f) for i, f in enumerate(files)]
                 events.append(protocol.Done(job_id=job_id, output_dir=str(out), frames=tuple(files)))

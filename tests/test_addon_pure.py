@@ -211,11 +211,11 @@ def test_marker_found_and_missing(tmp_path, monkeypatch):
 
 
 def settings(**changes):
-    base = dict(mode="TEXT2VIDEO", prompt="a cat", negative_prompt="", seed=1, steps=2, guidance=7.5,
-                image_guidance=1.5, width=64, height=32, fit_source=True, frames=3, use_frame_range=False,
-                frame_range_start=1, frame_range_end=8, motion=(2.0, -1.0), t0=881, t1=941, chunk_size=2,
-                control_kind="CANNY", control_input="EXTRACT", control_scale=0.8, smooth_bg=False,
-                smooth_bg_strength=0.4)
+    base = {"mode": "TEXT2VIDEO", "prompt": "a cat", "negative_prompt": "", "seed": 1, "steps": 2, "guidance": 7.5,
+            "image_guidance": 1.5, "width": 64, "height": 32, "fit_source": True, "frames": 3,
+            "use_frame_range": False, "frame_range_start": 1, "frame_range_end": 8, "motion": (2.0, -1.0), "t0": 881,
+            "t1": 941, "chunk_size": 2, "control_kind": "CANNY", "control_input": "EXTRACT", "control_scale": 0.8,
+            "smooth_bg": False, "smooth_bg_strength": 0.4}
     base.update(changes)
     return SimpleNamespace(**base)
 

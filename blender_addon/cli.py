@@ -1,0 +1,154 @@
+"""``blender --command t2vz ...``: headless generation and backend checks (registered with register_cli_command).
+
+``execute(argv)`` is the command handler: it parses the arguments after ``t2vz``, runs synchronously and returns
+the exit status (0 done, 1 the job failed, 2 bad arguments or input). Tests call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import bpy
+
+from . import compat, jobs, paths, preferences, session
+from .errors import T2VZAddonError
+
+MODES = {"text2video": "TEXT2VIDEO", "restyle": "CONTROLNET", "edit": "PIX2PIX", "scene": "SCENE"}
+SETTING_OPTIONS = (  # (option dest, scene setting)
+    ("prompt", "prompt"), ("negative_prompt", "negative_prompt"), ("seed", "seed"), ("steps", "steps"),
+    ("guidance", "guidance"), ("width", "width"), ("height", "height"), ("frames", "frames"),
+    ("chunk_size", "chunk_size"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blender --command t2vz",
+        description="T2V-Zero video generation without the user interface. The add-on must be enabled (or loaded "
+                    "with --addons). Settings not given here come from the scene's T2V-Zero panel.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    gen = sub.add_parser("generate", help="run the job configured in a .blend file and add the result as a strip",
+                         description="Run the job configured in the scene; the frames become an image strip.")
+    gen.add_argument("--blend", metavar="FILE", help="open this .blend file first")
+    gen.add_argument("--scene", metavar="NAME", help="scene to use (default: the file's active scene)")
+    gen.add_argument("--mode", choices=sorted(MODES), help="what to generate (default: the scene's setting)")
+    gen.add_argument("--strips", nargs="+", metavar="NAME", help="source strips (default: the selected ones)")
+    gen.add_argument("--frame-range", metavar="A-B", help="timeline frames A to B, inclusive")
+    gen.add_argument("--out", metavar="DIR", help="folder for job folders (default: the preference, //t2vz/)")
+    gen.add_argument("--prompt", help="prompt (the instruction in edit mode)")
+    gen.add_argument("--negative-prompt", help="negative prompt")
+    for name, kind in (("seed", int), ("steps", int), ("guidance", float), ("width", int), ("height", int),
+                       ("frames", int), ("chunk-size", int)):
+        gen.add_argument(f"--{name}", type=kind, help=f"{name.replace('-', ' ')} (default: the scene's setting)")
+    gen.add_argument("--model", help="base model for this run: hub id, folder or .safetensors")
+    gen.add_argument("--python", metavar="PATH", help="backend Python interpreter for this run")
+    gen.add_argument("--save", action="store_true", help="save the .blend file after adding the strip")
+    check = sub.add_parser("check", help="start the backend and print its Python, torch and device")
+    check.add_argument("--python", metavar="PATH", help="backend Python interpreter to check")
+    return parser
+
+
+def execute(argv: Sequence[str]) -> int:
+    """Command handler for ``blender --command t2vz``; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exit_:  # --help, or a usage error already printed by argparse
+        return int(exit_.code or 0)
+    try:
+        with _pref_overrides(args):
+            return _generate(args) if args.command == "generate" else _check()
+    except T2VZAddonError as error:
+        print(f"t2vz: error: {error.report_text()}", file=sys.stderr)
+        return 2
+    finally:
+        session.stop()  # the process ends after the command: do not leave the worker behind
+
+
+class _pref_overrides:
+    """Set --model/--python on the preferences for this command and restore them afterwards."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.saved: dict[str, Any] = {}
+
+    def __enter__(self) -> None:
+        if getattr(self.args, "blend", None):  # opening a file first: its preferences are the user's anyway
+            path = os.path.abspath(self.args.blend)
+            if not os.path.isfile(path):
+                raise T2VZAddonError(f"the .blend file {path} does not exist", "check the --blend path")
+            bpy.ops.wm.open_mainfile(filepath=path)
+        prefs = preferences.get_prefs()
+        values = {"base_model": getattr(self.args, "model", None)}
+        if getattr(self.args, "python", None):
+            values.update(python_source="CUSTOM", python_path=os.path.abspath(self.args.python),
+                          backend_mode="SUBPROCESS")
+        for name, value in values.items():
+            if value is not None:
+                self.saved[name] = getattr(prefs, name)
+                setattr(prefs, name, value)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            prefs = preferences.get_prefs()
+        except T2VZAddonError:
+            return
+        for name, value in self.saved.items():
+            setattr(prefs, name, value)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    scene = bpy.data.scenes.get(args.scene) if args.scene else bpy.context.scene
+    if scene is None:
+        raise T2VZAddonError(f"there is no scene {args.scene!r}", "check the --scene name")
+    settings = scene.t2vz
+    if args.mode:
+        settings.mode = MODES[args.mode]
+    for dest, name in SETTING_OPTIONS:
+        value = getattr(args, dest)
+        if value is not None:
+            setattr(settings, name, value)
+    if args.frame_range:
+        first, last = paths.frame_list_range(args.frame_range)
+        settings.use_frame_range, settings.frame_range_start, settings.frame_range_end = True, first, last
+    strips = None
+    if args.strips:
+        strips = []
+        for name in args.strips:
+            strip = compat.find_strip(scene, name)
+            if strip is None:
+                raise T2VZAddonError(f"there is no strip {name!r} in scene {scene.name!r}", "check the --strips names")
+            strips.append(strip)
+    out = os.path.abspath(args.out) if args.out and not args.out.startswith("//") else (args.out or "")
+    plan = jobs.prepare(scene, settings, preferences.get_prefs(), strips=strips, output_root=out)
+    print(f"t2vz: job folder {plan.job_dir}")
+    try:
+        strip = jobs.run_blocking(plan)
+    except T2VZAddonError as error:
+        print(f"t2vz: error: {error.report_text()}", file=sys.stderr)
+        return 1
+    start = compat.strip_range(strip)[0]
+    print(f"t2vz: added strip {strip.name!r} on channel {strip.channel} at frame {start} "
+          f"({len(strip.elements)} frames)")
+    if args.save:
+        if not bpy.data.filepath:
+            raise T2VZAddonError("the file has never been saved, so --save has nowhere to write", "use --blend FILE")
+        bpy.ops.wm.save_mainfile()
+    return 0
+
+
+def _check() -> int:
+    from .ops_backend import PING_TIMEOUT_S, _pong_text
+
+    client = session.get_client(preferences.client_config(preferences.get_prefs()))
+    try:
+        pong = client.ping(PING_TIMEOUT_S)
+    except Exception as exc:  # the client's BackendError: the worker did not start or answer
+        print(f"t2vz: error: {getattr(exc, 'message', exc)}. {getattr(exc, 'hint', '')}", file=sys.stderr)
+        return 1
+    print(f"t2vz: backend OK: {_pong_text(pong)}")
+    return 0

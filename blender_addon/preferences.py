@@ -1,0 +1,146 @@
+"""Add-on preferences: the backend environment, models, device and precision, network, output folder.
+
+No ``from __future__ import annotations`` here: Blender reads the ``bpy.props`` annotations as objects.
+"""
+
+import os
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+
+from . import compat, environment, installer, request_builder, session
+from .errors import T2VZAddonError
+
+DEVICES = (("auto", "Auto", "CUDA, then Apple MPS, then the CPU"), ("cuda", "CUDA", "NVIDIA (or ROCm) GPU"),
+           ("mps", "Apple MPS", "Apple Silicon GPU"), ("cpu", "CPU", "Slow, but works everywhere"))
+DTYPES = (("auto", "Auto", "Half precision on GPUs, full precision on the CPU"),
+          ("float16", "Half (fp16)", "Half the memory; not for GTX 16xx cards"),
+          ("bfloat16", "BFloat16", "Half the memory on recent GPUs"),
+          ("float32", "Full (fp32)", "Most memory, most robust"))
+MODEL_HELP = "A Hugging Face hub id, a diffusers folder or a .safetensors file"
+
+
+class T2VZ_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    backend_mode: EnumProperty(
+        name="Backend", description="Where the diffusion models run",
+        items=(("SUBPROCESS", "Separate Process", "A worker process with its own Python environment (recommended)"),
+               ("IN_PROCESS", "Inside Blender", "A thread of Blender's own Python, which then needs torch")),
+        default="SUBPROCESS")
+    python_source: EnumProperty(
+        name="Python", description="Which Python environment runs the worker",
+        items=(("AUTO", "Installed Environment", "The environment made by Install Dependencies (install_deps.py)"),
+               ("CUSTOM", "Custom Interpreter", "A Python interpreter of your choice that has torch and diffusers")),
+        default="AUTO")
+    python_path: StringProperty(name="Interpreter", description="Python interpreter of the backend environment",
+                                subtype="FILE_PATH", default="")
+    install_torch: EnumProperty(
+        name="Torch Build", description="Which torch build Install Dependencies installs",
+        items=(("auto", "Auto", "Detect the GPU"), ("cuda", "CUDA", "NVIDIA"), ("rocm", "ROCm", "AMD on Linux"),
+               ("mps", "MPS", "Apple Silicon"), ("cpu", "CPU", "No GPU")), default="auto")
+    base_model: StringProperty(name="Base Model", description=f"Stable Diffusion 1.x model. {MODEL_HELP}",
+                               default="stable-diffusion-v1-5/stable-diffusion-v1-5")
+    controlnet_canny: StringProperty(name="ControlNet Edges", description=f"Canny ControlNet; empty: the "
+                                     f"backend's default. {MODEL_HELP}", default="")
+    controlnet_depth: StringProperty(name="ControlNet Depth", description=f"Depth ControlNet; empty: the "
+                                     f"backend's default. {MODEL_HELP}", default="")
+    controlnet_pose: StringProperty(name="ControlNet Pose", description=f"OpenPose ControlNet; empty: the "
+                                    f"backend's default. {MODEL_HELP}", default="")
+    pix2pix_model: StringProperty(name="Pix2Pix Model", description=f"Instruct-Pix2Pix model for Edit mode. "
+                                  f"{MODEL_HELP}", default="timbrooks/instruct-pix2pix")
+    device: EnumProperty(name="Device", description="Where the models run", items=DEVICES, default="auto")
+    dtype: EnumProperty(name="Precision", description="Number format of the model weights", items=DTYPES,
+                        default="auto")
+    vae_batch: IntProperty(name="VAE Batch", description="Frames decoded at a time (lower: less memory)",
+                           default=2, min=1, soft_max=16)
+    offline: BoolProperty(name="Offline", description="Use only models already on disk; also on whenever "
+                          "Blender's online access is off", default=False)
+    hf_home: StringProperty(name="Model Cache", description="Hugging Face cache folder (HF_HOME); empty: the "
+                            "standard one", subtype="DIR_PATH", default="")
+    # No DIR_PATH subtype: preference paths do not accept Blender's "//" (relative to the .blend file) prefix.
+    output_root: StringProperty(name="Output Folder", description="Where job folders go; a path starting with // "
+                                "is relative to the .blend file", default="//t2vz/")
+    unsaved_output_dir: StringProperty(name="Unsaved Files", description="Output folder while the .blend file is "
+                                       "not saved yet; empty: a t2vz folder in Blender's user data",
+                                       subtype="DIR_PATH", default="")
+
+    def draw(self, context):
+        from .ui_preferences import draw_preferences
+
+        draw_preferences(self, context, self.layout)
+
+
+def get_prefs(context=None):
+    """The add-on preferences; ``T2VZAddonError`` when the add-on is registered without being enabled."""
+    addons = (context or bpy.context).preferences.addons
+    addon = addons.get(__package__)
+    if addon is None:
+        raise T2VZAddonError(f"the add-on {__package__!r} is not enabled", "enable it in Preferences > Add-ons")
+    return addon.preferences
+
+
+def effective_offline(prefs) -> bool:
+    """Offline when the preference says so or Blender's online access is off."""
+    return prefs.offline or not compat.online_access(bpy.app)
+
+
+def _model(value: str) -> str:
+    value = value.strip()
+    return bpy.path.abspath(value) if value.startswith("//") else os.path.expanduser(value)
+
+
+def prefs_view(prefs) -> request_builder.PrefsView:
+    return request_builder.PrefsView(
+        base_model=_model(prefs.base_model), pix2pix_model=_model(prefs.pix2pix_model),
+        controlnet_models={"canny": _model(prefs.controlnet_canny), "depth": _model(prefs.controlnet_depth),
+                           "pose": _model(prefs.controlnet_pose)},
+        device=prefs.device, dtype=prefs.dtype, vae_batch=prefs.vae_batch, offline=effective_offline(prefs),
+    )
+
+
+def client_config(prefs) -> session.ClientConfig:
+    """How to reach the backend; raises ``T2VZAddonError`` with install instructions when there is none."""
+    extra = {}
+    if prefs.hf_home:
+        extra["HF_HOME"] = bpy.path.abspath(prefs.hf_home)
+    if effective_offline(prefs):
+        extra.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    if prefs.backend_mode == session.IN_PROCESS:
+        return session.ClientConfig(mode=session.IN_PROCESS, extra_env=tuple(sorted(extra.items())))
+    choice = environment.EnvChoice(prefs.python_source, bpy.path.abspath(prefs.python_path))
+    backend = environment.resolve_backend(choice)
+    return session.ClientConfig(session.SUBPROCESS, backend, tuple(sorted(extra.items())))
+
+
+def user_output_dir() -> str:
+    """A per-user folder for jobs of unsaved files (never a temp folder: strips must find their frames later)."""
+    try:
+        return bpy.utils.extension_path_user(__package__, path="output", create=True)
+    except ValueError:  # not installed as an extension (development checkout, tests)
+        return bpy.utils.user_resource("DATAFILES", path=os.path.join("t2vz", "output"), create=True)
+
+
+def output_root(prefs, override: str = "") -> str:
+    """The absolute folder that job folders go in."""
+    root = (override or prefs.output_root or "//t2vz/").strip()
+    if root.startswith("//"):
+        if not bpy.data.filepath:
+            root = bpy.path.abspath(prefs.unsaved_output_dir) if prefs.unsaved_output_dir else user_output_dir()
+        else:
+            root = bpy.path.abspath(root)
+    return os.path.abspath(os.path.expanduser(root))
+
+
+classes = (T2VZ_AP_preferences,)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    installer.stop()
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

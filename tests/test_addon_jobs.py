@@ -1,0 +1,212 @@
+"""The job path with a fake backend: strip placement, failure, cancel, redo, and every bad input refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import wave
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from addon_helpers import (  # noqa: F401  # fixtures
+    addon,
+    fake_client,
+    generated_strips,
+    image_strip,
+    prefs,
+    scene,
+    submodule,
+    write_frames,
+)
+
+bpy = pytest.importorskip("bpy")
+
+
+def job_dirs(tmp_path: Path) -> list[Path]:
+    out = tmp_path / "out"
+    return sorted(out.iterdir()) if out.exists() else []
+
+
+def test_text_to_video_strip_at_scene_start(scene, fake_client, tmp_path):  # noqa: F811
+    scene.frame_start = 5
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (1, 5, 3)
+    assert strip.name == "7_a red ball" and strip.type == "IMAGE"
+    request = json.loads(strip["t2vz_request"])
+    assert request["type"] == "text2video" and request["prompt"] == "a red ball" and request["seed"] == 7
+    folder = Path(bpy.path.abspath(strip.directory))
+    assert all((folder / e.filename).is_file() for e in strip.elements)
+    (job,) = job_dirs(tmp_path)
+    assert json.loads((job / "request.json").read_text())["output_dir"] == str(job / "frames")
+
+
+def test_restyle_goes_above_the_source_on_a_free_channel(scene, fake_client, tmp_path):  # noqa: F811
+    source = image_strip(scene, "src", write_frames(tmp_path / "src", 3), channel=2, frame_start=10)
+    blocker = image_strip(scene, "blocker", write_frames(tmp_path / "b", 2, prefix="b"), channel=3, frame_start=11,
+                          select=False)
+    scene.t2vz.mode = "CONTROLNET"
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (4, 10, 3)
+    request = fake_client.requests[0]
+    staged = Path(request.controls[0].path)
+    assert sorted(p.name for p in staged.iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    assert request.controls[0].preprocessor == "canny" and request.width == 0 and request.long_side == 32
+    assert (source.channel, blocker.channel, len(source.elements)) == (2, 3, 3)  # the sources are untouched
+
+
+def test_edit_uses_the_frame_range_of_joined_strips(scene, fake_client, tmp_path):  # noqa: F811
+    image_strip(scene, "a", write_frames(tmp_path / "a", 2, prefix="a"), channel=1, frame_start=1)
+    image_strip(scene, "b", write_frames(tmp_path / "b", 3, prefix="b"), channel=1, frame_start=3)
+    settings = scene.t2vz
+    settings.mode, settings.use_frame_range, settings.frame_range_start, settings.frame_range_end = \
+        "PIX2PIX", True, 2, 4
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (2, 2, 3)
+    request = fake_client.requests[0]
+    staged = sorted(Path(request.input).iterdir())
+    assert [os.path.basename(os.readlink(p)) for p in staged] == ["a_0001.png", "b_0000.png", "b_0001.png"]
+    assert request.instruction == "a red ball" and request.frames == 3
+
+
+def test_failed_job_adds_nothing_and_reports(scene, fake_client, tmp_path):  # noqa: F811
+    source = image_strip(scene, "src", write_frames(tmp_path / "src", 3))
+    scene.t2vz.mode = "PIX2PIX"
+    fake_client.fail = "the input frames are unreadable"
+    with pytest.raises(RuntimeError, match="unreadable"):
+        bpy.ops.t2vz.generate()
+    assert generated_strips(scene) == [] and source.channel == 1 and len(source.elements) == 3
+    assert "unreadable" in bpy.data.texts["t2vz_log"].as_string()
+
+
+def test_cancel_leaves_no_strip(scene, fake_client):  # noqa: F811
+    jobs, runner = submodule("jobs"), submodule("runner")
+    fake_client.hang = True
+    plan = jobs.prepare(scene, scene.t2vz, prefs())
+    job = jobs.launch(plan)
+    runner.run_sync(job, interval=0.01, should_cancel=lambda: True)
+    assert job.status == runner.CANCELLED and fake_client.cancelled == [job.job_id]
+    with pytest.raises(submodule("errors").T2VZAddonError, match="cancelled"):
+        jobs.finish(job)
+    assert generated_strips(scene) == []
+
+
+def test_modal_tick_adds_the_strip_when_done(scene, fake_client):  # noqa: F811
+    """The GUI path: the timer tick drains events, updates the status bar and ends with the strip."""
+    ops, jobs = submodule("ops_generate"), submodule("jobs")
+    reports, status = [], []
+    op = SimpleNamespace(_job=jobs.launch(jobs.prepare(scene, scene.t2vz, prefs())), _timer="timer",
+                         report=lambda kind, text: reports.append((kind, text)))
+    context = SimpleNamespace(window_manager=SimpleNamespace(event_timer_remove=lambda timer: None),
+                              workspace=SimpleNamespace(status_text_set=status.append), screen=None)
+    assert ops.JobDriver.tick(op, context) == {"FINISHED"}
+    assert status[0].startswith("T2V-Zero") and status[-1] is None
+    assert reports == [({"INFO"}, "T2V-Zero: added strip '7_a red ball' on channel 1")]
+    assert len(generated_strips(scene)) == 1
+
+
+def test_redo_show_and_load_parameters(scene, fake_client):  # noqa: F811
+    bpy.ops.t2vz.generate()
+    (first,) = generated_strips(scene)
+    scene.sequence_editor.active_strip = first
+    scene.t2vz.prompt, scene.t2vz.seed = "something else", 99
+    assert bpy.ops.t2vz.redo() == {"FINISHED"}
+    second = next(s for s in generated_strips(scene) if s != first)
+    assert (second.channel, int(second.frame_final_start)) == (first.channel + 1, int(first.frame_final_start))
+    old, new = (json.loads(s["t2vz_request"]) for s in (first, second))
+    assert old.pop("output_dir") != new.pop("output_dir") and old == new
+    assert bpy.ops.t2vz.show_parameters() == {"FINISHED"}
+    assert json.loads(bpy.data.texts["t2vz_parameters.json"].as_string())["prompt"] == "a red ball"
+    assert bpy.ops.t2vz.load_parameters() == {"FINISHED"}
+    assert (scene.t2vz.prompt, scene.t2vz.seed) == ("a red ball", 7)
+
+
+# -- bad input: a clear message with the fix, nothing on the timeline, no job folder ----------------------------
+
+
+def _wav(path: Path) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000), w.writeframes(b"\x00\x00" * 8000)
+    return path
+
+
+def _refused(target, tmp_path, match):
+    before = {s.name for s in submodule("compat").iter_all_strips(target)}
+    with pytest.raises(RuntimeError, match=match):
+        bpy.ops.t2vz.generate()
+    assert {s.name for s in submodule("compat").iter_all_strips(target)} == before
+    assert job_dirs(tmp_path) == []
+
+
+def test_no_strip_selected(scene, fake_client, tmp_path):  # noqa: F811
+    scene.t2vz.mode = "CONTROLNET"
+    _refused(scene, tmp_path, "no strip is selected.*select the image-sequence or movie strips")
+
+
+@pytest.mark.parametrize("kind", ["sound", "color", "scene"])
+def test_unreadable_strip_kinds(scene, fake_client, tmp_path, kind):  # noqa: F811
+    sed = scene.sequence_editor_create()
+    strips = submodule("compat").top_strips(sed)
+    if kind == "sound":
+        strip = strips.new_sound("s", str(_wav(tmp_path / "a.wav")), 1, 1)
+        match = "sound strip.*select an image-sequence or movie strip"
+    elif kind == "color":
+        strip = strips.new_effect(name="c", type="COLOR", channel=1, frame_start=1, frame_end=4)
+        match = "color strip.*select the image or movie strip under it"
+    else:
+        strip = strips.new_scene("sc", bpy.data.scenes.new("Other"), 1, 1)
+        match = "scene strip.*render the scene to an image sequence"
+    strip.select = True
+    scene.t2vz.mode = "PIX2PIX"
+    _refused(scene, tmp_path, match)
+
+
+def test_missing_files(scene, fake_client, tmp_path):  # noqa: F811
+    files = write_frames(tmp_path / "src", 3)
+    image_strip(scene, "src", files)
+    files[1].unlink()
+    scene.t2vz.mode = "PIX2PIX"
+    _refused(scene, tmp_path, "missing 1 of its 3 files.*find the missing files")
+
+
+def test_strips_of_different_sizes(scene, fake_client, tmp_path):  # noqa: F811
+    image_strip(scene, "small", write_frames(tmp_path / "a", 2, (32, 32), "a"), frame_start=1)
+    image_strip(scene, "big", write_frames(tmp_path / "b", 2, (64, 32), "b"), frame_start=3)
+    scene.t2vz.mode = "CONTROLNET"
+    _refused(scene, tmp_path, "different sizes.*small is 32x32, big is 64x32")
+
+
+def test_frame_range_beyond_the_strip(scene, fake_client, tmp_path):  # noqa: F811
+    image_strip(scene, "src", write_frames(tmp_path / "src", 3), frame_start=1)
+    settings = scene.t2vz
+    settings.mode, settings.use_frame_range, settings.frame_range_start, settings.frame_range_end = \
+        "PIX2PIX", True, 2, 10
+    _refused(scene, tmp_path, "frame range 2-10 goes beyond the selected strips.*within 1-3")
+
+
+def test_gap_between_strips(scene, fake_client, tmp_path):  # noqa: F811
+    image_strip(scene, "a", write_frames(tmp_path / "a", 2, prefix="a"), frame_start=1)
+    image_strip(scene, "b", write_frames(tmp_path / "b", 2, prefix="b"), frame_start=6)
+    scene.t2vz.mode = "PIX2PIX"
+    _refused(scene, tmp_path, "gap between strips")
+
+
+def test_no_backend_environment(scene, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    prefs().python_source = "AUTO"
+    _refused(scene, tmp_path, "no backend environment found.*Install dependencies")
+
+
+def test_model_path_that_does_not_exist(scene, fake_client, tmp_path):  # noqa: F811
+    prefs().base_model = str(tmp_path / "models" / "nope.safetensors")
+    _refused(scene, tmp_path, "nope.safetensors' does not exist.*check the path")
+    prefs().base_model = "tiny"
+    image_strip(scene, "src", write_frames(tmp_path / "src", 2))
+    scene.t2vz.mode = "CONTROLNET"
+    prefs().controlnet_canny = str(tmp_path / "cn")
+    _refused(scene, tmp_path, "ControlNet path .*cn' does not exist")

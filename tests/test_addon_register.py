@@ -1,0 +1,137 @@
+"""Registering the built add-on in the bpy module: clean (un)registration, defaults, panels, preferences."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from addon_helpers import PACKAGE, addon, fake_client, prefs, scene, submodule  # noqa: F401  # fixtures
+
+bpy = pytest.importorskip("bpy")
+ROOT = Path(__file__).resolve().parents[1]
+OPERATORS = ("generate", "redo", "cancel", "check_backend", "install_deps", "stop_backend", "low_vram_preset",
+             "random_seed", "show_parameters", "load_parameters")
+
+
+def test_register_unregister_twice(addon):  # noqa: F811
+    import addon_utils
+
+    for _ in range(2):
+        addon_utils.disable(PACKAGE, default_set=True)
+        assert not hasattr(bpy.types.Scene, "t2vz")
+        assert not hasattr(bpy.types, "T2VZ_OT_generate") and not hasattr(bpy.types, "T2VZ_PT_main")
+        assert addon_utils.enable(PACKAGE, default_set=True, handle_error=None) is not None
+        assert hasattr(bpy.types.Scene, "t2vz")
+    for name in OPERATORS:
+        assert getattr(bpy.ops.t2vz, name).idname() == f"T2VZ_OT_{name}"
+
+
+def test_defaults(scene):  # noqa: F811
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # unregisters nothing we rely on afterwards: re-enabled below
+    import addon_utils
+
+    addon_utils.enable(PACKAGE, default_set=True, handle_error=None)
+    settings = bpy.context.scene.t2vz
+    assert (settings.mode, settings.steps, settings.guidance, settings.t0, settings.t1) == ("TEXT2VIDEO", 20, 7.5,
+                                                                                            881, 941)
+    assert (settings.width, settings.height, settings.frames, settings.chunk_size) == (512, 512, 8, 8)
+    assert abs(settings.motion[0] - 12 / 512 * 100) < 1e-5
+    p = prefs()
+    assert (p.backend_mode, p.python_source, p.output_root, p.device, p.dtype) == ("SUBPROCESS", "AUTO", "//t2vz/",
+                                                                                   "auto", "auto")
+    assert type(p).bl_idname == PACKAGE
+
+
+def test_register_is_cheap():
+    """register() must not import torch or start processes: the modules it loads import neither at top level."""
+    for path in (ROOT / "blender_addon").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n.split(".")[0] in ("torch", "diffusers", "subprocess")
+                        and path.name not in ("installer.py",)], path.name
+            if isinstance(node, ast.ImportFrom):
+                assert node.level > 0 or node.module.split(".")[0] not in ("blender_addon", "t2vz"), path.name
+
+
+def test_low_vram_preset_and_random_seed(scene):  # noqa: F811
+    scene.t2vz.seed = 5
+    assert bpy.ops.t2vz.low_vram_preset() == {"FINISHED"}
+    assert (prefs().dtype, prefs().vae_batch, scene.t2vz.chunk_size) == ("float16", 1, 2)
+    seeds = set()
+    for _ in range(3):
+        bpy.ops.t2vz.random_seed()
+        seeds.add(scene.t2vz.seed)
+    assert len(seeds) > 1
+
+
+def test_offline_follows_online_access(scene):  # noqa: F811
+    preferences = submodule("preferences")
+    p = prefs()
+    p.offline = False
+    assert preferences.prefs_view(p).offline is (not bpy.app.online_access)
+    p.offline = True
+    assert preferences.prefs_view(p).offline is True
+    assert dict(preferences.client_config(p).extra_env)["HF_HUB_OFFLINE"] == "1"
+
+
+def test_unsaved_file_output_goes_to_user_folder(scene):  # noqa: F811
+    preferences = submodule("preferences")
+    p = prefs()
+    p.output_root = "//t2vz/"
+    root = preferences.output_root(p)
+    assert not bpy.data.filepath and "t2vz" in root and "/tmp" not in root.replace("\\", "/")[:5]
+
+
+class Layout:
+    """Records what a panel draws (labels, props, operators), accepting any attribute assignment."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __getattr__(self, name):
+        if name in ("row", "column", "box", "split", "grid_flow"):
+            return lambda *a, **k: Layout(self.log)
+        if name == "operator":
+            return lambda op, **k: self.log.append(("op", op)) or SimpleNamespace()
+        return lambda *a, **k: self.log.append((name, a, k))
+
+
+def draw(panel_cls, context):
+    log = []
+    panel = SimpleNamespace(layout=Layout(log), **{n: getattr(panel_cls, n) for n in ("draw_frames", "draw_source")
+                                                   if hasattr(panel_cls, n)})
+    panel_cls.draw(panel, context)
+    return log
+
+
+def test_panel_shows_problems_beside_settings(scene):  # noqa: F811
+    panels = submodule("panels")
+    scene.t2vz.width, scene.t2vz.t0 = 60, 960
+    log = draw(panels.T2VZ_PT_main, bpy.context)
+    labels = [entry[2].get("text", "") for entry in log if entry[0] == "label"]
+    assert any("width=60 is not a positive multiple of 8" in text for text in labels)
+    assert any("t0" in text and "t1" in text for text in labels)
+    assert ("op", "t2vz.generate") in log
+    where = {entry[1][1]: i for i, entry in enumerate(log) if entry[0] == "prop" and len(entry[1]) > 1}
+    problem = next(i for i, e in enumerate(log) if e[0] == "label" and "width=60" in e[2].get("text", ""))
+    assert where["width"] < problem < where["frames"]  # drawn under the size fields, above the next setting
+    draw(panels.T2VZ_PT_scene_passes, bpy.context)
+
+
+def test_panel_shows_progress_and_cancel_while_running(scene, fake_client):  # noqa: F811
+    runner = submodule("runner")
+    fake_client.hang = True
+    client = submodule("session").get_client(None)
+    job = runner.start(client, submodule("backend.t2vz_backend.protocol").TextToVideoRequest(output_dir="x"))
+    runner.pump(job)
+    log = draw(submodule("panels").T2VZ_PT_main, bpy.context)
+    assert any(entry[0] == "progress" for entry in log) and ("op", "t2vz.cancel") in log
+    assert not bpy.ops.t2vz.generate.poll()
+    runner.cancel(job)
+    runner.pump(job)
+    assert job.status == runner.CANCELLED
+
