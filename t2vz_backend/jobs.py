@@ -82,7 +82,6 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         # 4. Run the engine; it reports steps and frames through the context.
         frames = _FrameSink(request, staged, job_id, emit, previews, preview_size)
         ctx = _make_context(request, job_id, emit, should_cancel, clock, frames)
-        emit(Progress(job_id=job_id, stage="prepare", total_frames=frames.total))
         _engine_for(request)(request, model, controlnets, ctx)
         if not frames.paths:
             raise T2VZError("the engine produced no frames", hint="check the frame range and the input media")

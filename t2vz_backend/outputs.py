@@ -131,6 +131,7 @@ class StagedOutput:
     def commit(self) -> dict[str, str]:
         """Move every staged file into the output folder; returns {staged path: final path}."""
         moved: dict[str, str] = {}
+        mode = _default_file_mode(self.partial)
         for name in sorted(os.listdir(self.partial)):
             staged = os.path.join(self.partial, name)
             if not os.path.isfile(staged) or name.startswith("."):
@@ -140,6 +141,7 @@ class StagedOutput:
                 raise OutputError(f"cannot replace folder {final} by a file", hint="move that folder away",
                                   field="output_dir")
             try:
+                os.chmod(staged, mode)  # staged files come from mkstemp (0600); frames are for sharing
                 os.replace(staged, final)
             except OSError as exc:
                 raise OutputError(f"cannot move {name} into {self.root}: {exc}", field="output_dir",
@@ -163,6 +165,17 @@ def remove_partial(partial: str, created_root: str = "") -> None:
             os.rmdir(created_root)  # fails (and is left alone) when anything is in it
         except OSError:
             pass
+
+
+def _default_file_mode(folder: str) -> int:
+    """The permissions a new file gets in ``folder`` (0666 less the umask), read from a probe file (thread-safe)."""
+    probe = os.path.join(folder, ".mode-probe")
+    fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o666)
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        os.remove(probe)
 
 
 def _plain_name(name: str) -> str:

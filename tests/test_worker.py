@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -119,3 +120,40 @@ def test_end_of_input_exits_cleanly(tmp_path):
     raw = RawWorker(tmp_path / "log")
     raw.proc.stdin.close()
     assert raw.proc.wait(30) == 0
+
+
+def test_warm_model_second_job_reaches_denoising_sooner(worker, tmp_path):
+    """The first job loads the tiny model (and torch); the second finds it in the cache."""
+    delays, loads = [], []
+    for n in (1, 2):
+        job_id = f"warm{n}"
+        started = time.monotonic()
+        worker.send({"op": "run", "id": job_id, "job": job(tmp_path / job_id)})
+        worker.next(job_id=job_id, type="progress", stage="denoise")
+        delays.append(time.monotonic() - started)
+        done = worker.until_end(job_id)[-1]
+        assert done["type"] == "done", done
+        loads.append(done["timings"]["load"])
+        assert sorted(os.listdir(tmp_path / job_id)) == ["frame_000000.png", "frame_000001.png", "t2vz.json"]
+    assert loads[1] < loads[0] and delays[1] < delays[0], (loads, delays)
+    worker.send({"op": "unload"})
+    assert worker.next(type="unloaded")["models"] == 1
+
+
+def test_cancel_mid_job_then_the_next_job_succeeds(worker, tmp_path):
+    out = tmp_path / "cancelled"
+    worker.send({"op": "run", "id": "long", "job": job(out, steps=200)})
+    worker.send({"op": "run", "id": "queued", "job": job(tmp_path / "queued")})
+    worker.send({"op": "run", "id": "long", "job": job(tmp_path / "dup")})  # same id while it runs: refused
+    assert worker.next(job_id="long", type="failed")["field"] == "id"
+    worker.next(job_id="long", type="progress", step=1)
+    assert (out / ".partial-long").is_dir()
+    worker.send({"op": "cancel", "id": "queued"})  # a queued job is dropped at once, before the running one ends
+    assert worker.next(job_id="queued")["kind"] == "cancelled"
+    worker.send({"op": "cancel", "id": "long"})
+    events = worker.until_end("long", timeout=60)
+    assert events[-1]["kind"] == "cancelled" and events[-1]["type"] == "failed"
+    assert events[-2]["type"] == "progress" and events[-2]["step"] < 200
+    assert not out.exists() and not (tmp_path / "queued").exists()
+    worker.send({"op": "run", "id": "after", "job": job(tmp_path / "after")})
+    assert worker.until_end("after")[-1]["type"] == "done"
