@@ -1,0 +1,347 @@
+"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,worker,tiny,check}``.
+
+Job options are generated from the request dataclasses: ``--motion-x`` sets ``motion_x`` and its default is the
+dataclass default, so the CLI, the worker and the add-on can never disagree. A few fields have friendlier forms:
+``--out`` (output_dir), ``--frame-range A-B`` (frame_start/frame_end), ``--lora PATH[:SCALE]``, ``--frame-prompt``
+and, for ControlNet, ``--control KIND=PATH[:SCALE]``, ``--control-model KIND=REF`` and ``--preprocess KIND=NAME``.
+
+Exit status: 0 done; 2 the job could not run as asked (bad option or value, input, model, output folder, out of
+memory), with one line ``error: <message> (<hint>)`` on stderr and nothing written; 1 an internal error (traceback on
+stderr); 130 cancelled with Ctrl-C (partial output removed; a second Ctrl-C stops at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import typing
+from typing import Any
+
+from .errors import InvalidRequestError, JobCancelled, T2VZError
+from .protocol import (
+    ControlSpec,
+    ControlVideoRequest,
+    Done,
+    EditVideoRequest,
+    Event,
+    Failed,
+    FrameWritten,
+    JobRequest,
+    LoraSpec,
+    Progress,
+    TextToVideoRequest,
+    request_from_dict,
+)
+from .validation import DTYPES, MOTION_MODES, PREVIEWS, SCHEDULERS
+
+_MOTION = "as a fraction of the frame {} per frame (the request's unit: 0.0234 = 12 px of 512; positive moves the " \
+          "content {})"
+HELP = {
+    "prompt": "what the video shows", "negative_prompt": "what it must not show", "instruction": "the edit to make",
+    "model": "'tiny' (built-in random smoke-test model), a hub id, a diffusers folder or a .safetensors file",
+    "seed": "random seed", "steps": "scheduler steps of the full schedule", "guidance": "classifier-free guidance",
+    "width": "frame width, a multiple of 8", "height": "frame height, a multiple of 8", "frames": "number of frames",
+    "chunk_size": "frames denoised together: lower needs less memory, never changes the result",
+    "scheduler": "sampler", "device": "auto, cpu, cuda, cuda:N or mps", "dtype": "precision",
+    "offline": "use local files only, never the network", "overwrite": "allow a non-empty output folder",
+    "allow_pickle": "allow .ckpt/.bin/.pt checkpoints (they can run arbitrary code when loaded)",
+    "preview": "also write preview.mp4 or preview.gif", "fps": "frame rate of the preview",
+    "vae_batch": "frames decoded at a time", "motion_x": "horizontal camera motion " + _MOTION.format("width", "left"),
+    "motion_y": "vertical camera motion " + _MOTION.format("height", "up"), "motion_mode": "clean or parity shifts",
+    "t0": "T' of the paper, as a training timestep (noise level) where the anchor is warped",
+    "t1": "T of the paper, as a training timestep from which all frames are denoised",
+    "smooth_bg": "background smoothing (needs --mask-dir)", "mask_dir": "foreground masks, one image per frame",
+    "smooth_bg_strength": "weight kept from each frame's own background", "input": "folder of frames or a movie",
+    "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
+    "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
+}
+CHOICES = {"scheduler": SCHEDULERS, "dtype": DTYPES, "preview": PREVIEWS, "motion_mode": MOTION_MODES}
+SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path"}
+OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
+             "controls": "--control", "frame_prompts": "--frame-prompt"}
+MODES = {"text2video": TextToVideoRequest, "controlnet": ControlVideoRequest, "pix2pix": EditVideoRequest}
+
+
+class UsageError(Exception):
+    """A command-line syntax error, reported on one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m t2vz_backend", description="Text2Video-Zero video generation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, cls in MODES.items():
+        _add_request_options(sub.add_parser(name, help=cls.__doc__.splitlines()[0], description=cls.__doc__), cls)
+    run = sub.add_parser("run", help="run one job file (JSON request, or a t2vz.json sidecar to redo a job)")
+    run.add_argument("job", help="path of the job file")
+    run.add_argument("--out", dest="output_dir", default=None, help="write to this folder instead of the file's")
+    run.add_argument("--overwrite", action="store_true", default=None, help="allow a non-empty output folder")
+    worker = sub.add_parser("worker", help="serve JSON-line commands on stdin, events on stdout (for the add-on)")
+    worker.add_argument("--no-previews", action="store_true", help="do not send preview thumbnails")
+    sub.add_parser("tiny", help="build the tiny random smoke-test model and print its folder")
+    check = sub.add_parser("check", help="print Python, torch, the device and its memory")
+    check.add_argument("--device", default="auto", help="device to describe (default: auto)")
+    return parser
+
+
+def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest]) -> None:
+    """One option per request field, typed and defaulted from the dataclass."""
+    hints = typing.get_type_hints(cls)
+    parser.add_argument("--out", dest="output_dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="output folder: a fresh folder for this job's frames (required)")
+    parser.add_argument("--frame-range", metavar="A-B", type=_frame_range, default=argparse.SUPPRESS,
+                        help="render only global frames A..B (0-based, inclusive; 'A-' = from A to the end)")
+    parser.add_argument("--lora", dest="loras", metavar="PATH[:SCALE]", action="append", type=_lora,
+                        default=argparse.SUPPRESS, help="apply a LoRA (repeatable)")
+    own = [spec for spec in dataclasses.fields(cls) if spec.name not in JobRequest.__dataclass_fields__]
+    common = [spec for spec in dataclasses.fields(cls) if spec.name in JobRequest.__dataclass_fields__]
+    for spec in own + common:  # the mode's own options first, as --help lists them
+        if spec.name in SPECIAL or not spec.init:
+            continue
+        tp, default = hints[spec.name], spec.default
+        text = f"{HELP.get(spec.name, spec.name.replace('_', ' '))} (default: {default!r})"
+        flag = "--" + spec.name.replace("_", "-")
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+            continue
+        metavar = "{" + ",".join(CHOICES[spec.name]) + "}" if spec.name in CHOICES else spec.name.upper()
+        parser.add_argument(flag, type=tp, metavar=metavar, default=argparse.SUPPRESS, help=text)
+    if cls is TextToVideoRequest:
+        parser.add_argument("--frame-prompt", dest="frame_prompts", action="append", default=argparse.SUPPRESS,
+                            metavar="TEXT", help="one prompt per frame, in order (repeat once per frame)")
+    if cls is ControlVideoRequest:
+        parser.add_argument("--control", dest="controls", metavar="KIND=PATH[:SCALE]", action="append",
+                            type=_control, default=[], help="a ControlNet and its frames (repeatable)")
+        parser.add_argument("--control-model", metavar="KIND=REF", action="append", type=_pair, default=[],
+                            help="the ControlNet model (hub id, folder, .safetensors) for KIND")
+        parser.add_argument("--preprocess", metavar="KIND=NAME", action="append", type=_pair, default=[],
+                            help="turn KIND's frames into control maps first (canny, depth, pose, ...)")
+
+
+def request_from_args(args: argparse.Namespace) -> JobRequest:
+    """The request the parsed options describe (only given options are set; the rest keep dataclass defaults)."""
+    cls = MODES[args.command]
+    names = {spec.name for spec in dataclasses.fields(cls)}
+    values = {k: v for k, v in vars(args).items() if k in names and k not in ("controls", "frame_range")}
+    if "frame_range" in vars(args):
+        values["frame_start"], values["frame_end"] = args.frame_range
+    for key in ("loras", "frame_prompts"):
+        if key in values:
+            values[key] = tuple(values[key])
+    if cls is ControlVideoRequest:
+        values["controls"] = _apply_control_options(args)
+    return cls(**values)
+
+
+def _apply_control_options(args: argparse.Namespace) -> tuple[ControlSpec, ...]:
+    controls = list(args.controls)
+    kinds = [c.kind for c in controls]
+    for option, field in (("control_model", "model"), ("preprocess", "preprocessor")):
+        for kind, value in getattr(args, option):
+            if kind not in kinds:
+                raise UsageError(f"--{option.replace('_', '-')} {kind}={value}: no --control {kind}=... given "
+                                 f"(add --control {kind}=PATH)")
+            controls = [dataclasses.replace(c, **{field: value}) if c.kind == kind else c for c in controls]
+    return tuple(controls)
+
+
+def _frame_range(text: str) -> tuple[int, int]:
+    """``"A-B"`` -> (A, B); ``"A-"`` -> (A, -1); ``"A"`` -> (A, A)."""
+    first, sep, last = text.partition("-")
+    try:
+        if not sep:
+            return int(first), int(first)
+        return int(first), int(last) if last else -1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame range {text!r} is not A-B (e.g. 0-15)") from None
+
+
+def _split_scale(text: str) -> tuple[str, float]:
+    """``PATH:SCALE`` -> (PATH, SCALE); a colon that is not followed by a number belongs to the path (C:\\...)."""
+    head, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            return head, float(tail)
+        except ValueError:
+            pass
+    return text, 1.0
+
+
+def _lora(text: str) -> LoraSpec:
+    path, scale = _split_scale(text)
+    return LoraSpec(path=path, scale=scale)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    kind, sep, value = text.partition("=")
+    if not sep or not kind or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KIND=VALUE")
+    return kind, value
+
+
+def _control(text: str) -> ControlSpec:
+    kind, value = _pair(text)
+    path, scale = _split_scale(value)
+    return ControlSpec(kind=kind, path=path, scale=scale)
+
+
+def _load_job_file(args: argparse.Namespace) -> JobRequest:
+    try:
+        with open(args.job, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot read job file {args.job}: {exc.strerror}", hint="check the path") from None
+    except ValueError as exc:
+        raise InvalidRequestError(f"job file {args.job} is not JSON: {exc}", hint="fix the file") from None
+    if isinstance(data, dict) and "request" in data and "type" not in data:
+        data = data["request"]  # a t2vz.json sidecar: redo its job
+    request = request_from_dict(data)
+    changes = {k: v for k, v in (("output_dir", args.output_dir), ("overwrite", args.overwrite)) if v is not None}
+    return dataclasses.replace(request, **changes)
+
+
+def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> int:
+    """Run one job in this process with a progress bar; returns the exit status."""
+    from .outputs import check_output
+    from .validation import check_request
+
+    check_request(request)  # run_job checks again; here it answers before torch is even imported
+    check_output(request)
+    from .jobs import run_job
+    from .loading import ModelCache
+
+    stream = stream or sys.stderr
+    cancel = threading.Event()
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        stream.write("\ncancelling after this step (Ctrl-C again to stop at once)\n")
+
+    previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() \
+        else None
+    try:
+        done = run_job(request, cache=ModelCache(), emit=ProgressBar(stream), should_cancel=cancel.is_set)
+    except (JobCancelled, KeyboardInterrupt):
+        stream.write("cancelled; partial output removed\n")
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    print(done.output_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status (see the module docstring)."""
+    args = argparse.Namespace(command="")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "worker":
+            from .worker import main as worker_main
+
+            return worker_main(previews=not args.no_previews)
+        if args.command == "check":
+            return _check(args.device)
+        if args.command == "tiny":
+            from .tiny import LABEL, ensure_tiny_models
+
+            paths = ensure_tiny_models()
+            print(f"{paths.root}\n  sd: {paths.sd}\n  controlnet: {paths.controlnet}\n  pix2pix: {paths.pix2pix}\n"
+                  f"  ({LABEL})")
+            return 0
+        os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # before torch is imported
+        request = _load_job_file(args) if args.command == "run" else request_from_args(args)
+        return run_request(request)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except T2VZError as exc:
+        where = _option_for(exc.field) if args.command in MODES else exc.field
+        print(f"error: {where + ': ' if where else ''}{exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        traceback.print_exc()
+        print("error: internal error (this is a bug in t2vz; please report it with the traceback above)",
+              file=sys.stderr)
+        return 1
+
+
+def _option_for(field: str) -> str:
+    """The command-line option that sets request field ``field`` (``controls[0].path`` -> ``--control``)."""
+    base = field.split("[")[0].split(".")[0]
+    return OPTION_OF.get(base, "--" + base.replace("_", "-")) if base else ""
+
+
+def _check(device: str) -> int:
+    """Print what a "Check backend" button shows: versions, the device and its memory."""
+    import platform
+
+    from .devices import describe_device
+    from .sidecar import library_versions
+
+    versions = library_versions()
+    info = describe_device(device)
+    memory = f"{info.vram_total_gb:.1f} GB, {info.vram_free_gb:.1f} GB free" if info.vram_total_gb else "n/a"
+    print(f"t2vz {versions['t2vz']} (protocol {versions['protocol']})")
+    print(f"python {platform.python_version()} ({sys.executable})")
+    print(f"torch {versions['torch']}, diffusers {versions['diffusers']}, transformers {versions['transformers']}")
+    print(f"device {info.device}: {info.name}; VRAM {memory}; auto dtype {info.dtype}")
+    return 0
+
+
+class ProgressBar:
+    """Shows job events on a stream: a redrawn ``\\r`` bar on a terminal, at most a line a second otherwise."""
+
+    def __init__(self, stream: typing.TextIO, width: int = 24) -> None:
+        self.stream, self.width = stream, width
+        self.tty = stream.isatty()
+        self.frames = 0
+        self._last = 0.0
+        self._drawn = 0  # length of the bar line on screen
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FrameWritten):
+            self.frames += 1
+        elif isinstance(event, Done):
+            self._end()
+            self.stream.write(f"wrote {len(event.frames)} frames to {event.output_dir} "
+                              f"in {event.timings.get('total', 0.0):.1f} s\n")
+        elif isinstance(event, Failed):
+            self._end()
+        elif isinstance(event, Progress) and event.stage == "load":
+            self._end()
+            self.stream.write((event.message or "loading the model") + "\n")
+        elif isinstance(event, Progress) and event.total_steps:
+            filled = self.width * event.step // event.total_steps
+            eta = "?" if event.eta_s < 0 else f"{int(event.eta_s) // 60}:{int(event.eta_s) % 60:02d}"
+            text = (f"{event.stage:<8}[{'#' * filled}{'.' * (self.width - filled)}] {event.step}/{event.total_steps} "
+                    f"steps  {self.frames}/{event.total_frames or '?'} frames  ETA {eta}")
+            self._draw(text, force=event.step == event.total_steps)
+        self.stream.flush()
+
+    def _draw(self, text: str, force: bool) -> None:
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self._drawn))
+            self._drawn = len(text)
+        elif force or now - self._last >= 1.0:
+            self.stream.write(text + "\n")
+            self._last = now
+
+    def _end(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = 0
