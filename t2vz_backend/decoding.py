@@ -36,9 +36,11 @@ def stream_frames(vae, latents: torch.Tensor, frames: Sequence[int], wanted: Seq
     """Decode the rows of ``latents`` whose frame index is in ``wanted``, ``batch`` at a time, in frame order."""
     row_of = {frame: row for row, frame in enumerate(frames)}
     order = sorted(wanted)
-    for start in range(0, len(order), batch):
-        group = order[start:start + batch]
+    # The anchor is decoded alone, with the batch shape a still has, so frame 0 matches diffusers bit for bit.
+    groups = [order[:1]] + [order[i:i + batch] for i in range(1, len(order), batch)] if order[:1] == [0] else \
+        [order[i:i + batch] for i in range(0, len(order), batch)]
+    for group in groups:
         images = decode_latents(vae, latents[[row_of[f] for f in group]])
-        for frame, image in zip(group, images, strict=False):
+        for frame, image in zip(group, images):
             ctx.frame(frame, image)
         ctx.check_cancel()

@@ -14,3 +14,40 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The built-in tiny model is built once per test session into a private cache (also seen by worker subprocesses).
+if "T2VZ_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["T2VZ_CACHE"] = tempfile.mkdtemp(prefix="t2vz-test-cache-")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_paths():
+    from t2vz_backend.tiny import ensure_tiny_models
+
+    return ensure_tiny_models()
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tiny_paths):
+    """The tiny SD model loaded through the same loader a user's model takes (CPU, float32)."""
+    from t2vz_backend.loading import load_base_model
+
+    return load_base_model("tiny", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_pix2pix(tiny_paths):
+    from t2vz_backend.loading import load_base_model
+
+    return load_base_model("tiny", kind="pix2pix", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet(tiny_sd):
+    from t2vz_backend.loading import default_controlnet_ref, load_controlnet
+
+    return load_controlnet(default_controlnet_ref("canny", "tiny"), base=tiny_sd)
