@@ -88,6 +88,11 @@ def test_mist_uses_the_world_settings(scene, tmp_path):
     assert int(read(path)[PLANE_PX]) == pytest.approx(65535 * 0.5, abs=1500)  # linear: 10 is half-way in 5..15
     assert int(read(path)[EMPTY_PX]) == 0
     assert scene.world.mist_settings.falloff == "QUADRATIC"
+    (path,) = render_depth_maps(scene, 1, 1, str(tmp_path), source="mist", near=8.0, far=12.0)
+    assert int(read(path)[PLANE_PX]) == pytest.approx(65535 * 0.5, abs=1500)  # 10 is half-way in 8..12
+    assert int(read(path)[CUBE_PX]) == 65535  # nearer than near
+    mist = scene.world.mist_settings
+    assert (mist.start, mist.depth, mist.falloff) == (5.0, 10.0, "QUADRATIC")
 
 
 def test_depth_errors(scene, tmp_path):

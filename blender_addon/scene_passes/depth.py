@@ -89,14 +89,14 @@ def _check_range(near: float | None, far: float | None) -> None:
         raise SceneError(f"depth far ({far}) must lie beyond near ({near})", "set far greater than near")
 
 
-def _configure(source: str, near: float | None, far: float | None):
+def _configure(scene: bpy.types.Scene, source: str, near: float | None, far: float | None):
     """The scoped set-up for the render: enable the pass; for Mist, linear falloff and the requested range."""
     def configure(scoped: ScopedSettings, view_layer: bpy.types.ViewLayer) -> None:
         if source == "z":
             scoped.set(view_layer, "use_pass_z", True)
             return
         scoped.set(view_layer, "use_pass_mist", True)
-        mist = view_layer.id_data.world.mist_settings
+        mist = scene.world.mist_settings
         scoped.set(mist, "falloff", "LINEAR")
         start = mist.start if near is None else near
         if near is not None:
@@ -129,7 +129,7 @@ def render_depth_maps(scene: bpy.types.Scene, frame_start: int, frame_end: int, 
     try:
         sockets = compositor.DEPTH_SOCKETS if source == "z" else compositor.MIST_SOCKETS
         frames = render_exr_passes(scene, frame_start, frame_end, scratch, [("depth", sockets)],
-                                   _configure(source, near, far))
+                                   _configure(scene, source, near, far))
         files = [entry["depth"] for entry in frames]
         if source == "mist":
             lo, hi = 0.0, 1.0  # the pass itself is normalised by the mist settings
