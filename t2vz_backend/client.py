@@ -185,8 +185,11 @@ class WorkerClient(_EventStream):
     def submit(self, request: AnyRequest, job_id: str | None = None) -> str:
         """Queue ``request`` on the worker; returns the job id its events carry."""
         job_id = job_id or uuid.uuid4().hex[:12]
+        # Where the worker (whose cwd is self.cwd) will write, and whether that existed before: for cleanup on a crash.
+        output_dir = request.output_dir and os.path.join(self.cwd or os.getcwd(),
+                                                         os.path.expanduser(request.output_dir))
         with self._lock:
-            self._jobs[job_id] = (request.output_dir, os.path.exists(resolve(request.output_dir or ".")))
+            self._jobs[job_id] = (output_dir, not output_dir or os.path.exists(output_dir))
         try:
             self._send(RunJob(id=job_id, job=request))
         except BackendError:
@@ -298,7 +301,10 @@ class WorkerClient(_EventStream):
             jobs, self._jobs = self._jobs, {}
         for job_id, (output_dir, existed) in jobs.items():
             if output_dir:  # a killed worker could not remove its partial output; do it here
-                remove_partial(partial_dir(output_dir, job_id), "" if existed else resolve(output_dir))
+                try:
+                    remove_partial(partial_dir(output_dir, job_id), "" if existed else resolve(output_dir))
+                except T2VZError:  # an unusable path: the worker never wrote there
+                    pass
         if self._stopping and code in (0, -signal.SIGTERM):
             failures = [Failed(job_id=j, kind="cancelled", message="the backend was stopped before the job ended",
                                hint="run the job again") for j in jobs]

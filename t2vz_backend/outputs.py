@@ -74,7 +74,7 @@ def check_output(request: JobRequest) -> None:
         if is_inside(folder, source):
             raise OutputError(
                 f"output folder {folder} is inside the folder of the source frames ({name}: {source})",
-                hint="choose a separate output folder, or allow it with overwrite (--overwrite)",
+                hint="choose a separate output folder, or set overwrite (--overwrite) to write there anyway",
                 field="output_dir",
             )
 

@@ -24,14 +24,26 @@ _LIBRARIES = ("torch", "diffusers", "transformers")
 
 
 def package_version() -> str:
-    """The t2vz version: the installed distribution's, else the package's ``__version__``, else "0+unknown"."""
+    """The t2vz version: the package's ``__version__``, else the installed distribution's, else the source tree's
+    ``pyproject.toml``, else "0+unknown"."""
     from importlib import metadata
 
+    package = sys.modules.get(__package__ or "t2vz_backend")
+    if getattr(package, "__version__", None):
+        return str(package.__version__)
     try:
         return metadata.version("t2vz")
     except metadata.PackageNotFoundError:
-        package = sys.modules.get(__package__ or "t2vz_backend")
-        return str(getattr(package, "__version__", "0+unknown"))
+        pass
+    pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml")
+    try:
+        import tomllib
+
+        with open(pyproject, "rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+    except (ImportError, OSError, ValueError):
+        return "0+unknown"
+    return str(project.get("version", "0+unknown")) if project.get("name") == "t2vz" else "0+unknown"
 
 
 def library_versions() -> dict[str, str]:

@@ -134,3 +134,13 @@ def test_in_process_cancel(cache, tmp_path):
     done = runner.run(t2v(tmp_path / "next"), timeout=60)
     assert isinstance(done, Done) and runner.poll() == []
     runner.stop()
+
+
+def test_the_client_imports_only_the_standard_library():
+    """The add-on imports the client inside Blender, whose Python has no numpy or torch."""
+    import subprocess
+
+    script = ("import sys, t2vz_backend.client; "
+              "bad = {'numpy', 'torch', 'PIL', 'diffusers', 'bpy'} & set(sys.modules); sys.exit(sorted(bad) or 0)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -96,6 +96,14 @@ def test_frames_sidecar_and_events(engine, tmp_path):
     assert sidecar["device"]["device"] == "cpu" and sidecar["timings"] == done.timings
 
 
+def test_committed_files_get_the_usual_permissions(engine, tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    _, done = run(t2v(tmp_path / "out"))
+    modes = {os.stat(p).st_mode & 0o777 for p in [*done.frames, tmp_path / "out" / "t2vz.json"]}
+    assert modes == {0o666 & ~umask}
+
+
 def test_frame_range_writes_global_indices(engine, tmp_path):
     _, done = run(t2v(tmp_path / "o", frames=5, frame_start=2, frame_end=3))
     assert done.first_frame == 2

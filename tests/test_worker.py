@@ -157,3 +157,22 @@ def test_cancel_mid_job_then_the_next_job_succeeds(worker, tmp_path):
     assert not out.exists() and not (tmp_path / "queued").exists()
     worker.send({"op": "run", "id": "after", "job": job(tmp_path / "after")})
     assert worker.until_end("after")[-1]["type"] == "done"
+
+
+def test_end_of_input_finishes_the_queued_jobs(tmp_path):
+    """``worker < jobs.jsonl`` is a batch run: end of input lets queued jobs finish before the worker exits."""
+    line = json.dumps({"op": "run", "id": "batch", "job": job(tmp_path / "out")})
+    result = subprocess.run([sys.executable, "-m", "t2vz_backend", "worker", "--no-previews"], cwd=ROOT,
+                            input=line + "\n", capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(x) for x in result.stdout.splitlines()]
+    assert events[-1]["type"] == "done" and not any(e["type"] == "preview" for e in events)
+    assert (tmp_path / "out" / "frame_000001.png").is_file()
+
+
+def test_stray_output_goes_to_the_log_not_the_protocol():
+    script = ("import os; from t2vz_backend.worker import _claim_stdout; out = _claim_stdout(); print('stray print'); "
+              "os.write(1, b'c-level write\\n'); out.write('{}\\n'); out.flush()")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout == "{}\n"
+    assert "stray print" in result.stderr and "c-level write" in result.stderr
