@@ -248,14 +248,23 @@ class WorkerClient(_EventStream):
         line = (dumps(command) + "\n").encode("utf-8")
         with self._lock:
             proc = self._proc
-            if proc is None or proc.poll() is not None:
+            if proc is None:
                 raise BackendError("the backend is not running", hint="start (or restart) the backend")
             try:
-                proc.stdin.write(line)  # type: ignore[union-attr]
-                proc.stdin.flush()  # type: ignore[union-attr]
-            except (OSError, ValueError) as exc:
-                raise BackendError(f"cannot send to the backend: {exc}",
-                                   hint=f"check the log at {self.log_path}") from exc
+                if proc.poll() is None:
+                    proc.stdin.write(line)  # type: ignore[union-attr]
+                    proc.stdin.flush()  # type: ignore[union-attr]
+                    return
+            except (OSError, ValueError):
+                pass  # it died just now
+        try:
+            code = proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        for thread in self._threads:
+            thread.join(timeout=2.0)  # let the reader collect the last words of its log
+        raise BackendError(f"the backend is not running ({describe_exit(code)}); log tail:\n{self.stderr_tail(12)}",
+                           hint=f"restart the backend; the full log is at {self.log_path}")
 
     def _read_stdout(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None

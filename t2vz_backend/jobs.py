@@ -23,6 +23,7 @@ import base64
 import io
 import os
 import time
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .loading import ModelCache
 
 PREVIEW_SIZE = 128  # long side, in pixels, of the live thumbnails sent as Preview events
-_UNKNOWN_LAST_FRAME = 999_999  # frame names have 6 digits below a million frames, so the count need not be known
+_LAST_FRAME = 999_999  # frame names have 6 digits (frame_io) up to here, so the frame count need not be known
 
 
 def _never() -> bool:
@@ -111,6 +112,8 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
             staged.discard()
         error = _as_error(exc, request)
         oom = isinstance(error, OutOfMemory) and error is not exc
+        if oom:  # drop the engine frames' locals (the tensors) but keep the traceback for the log
+            traceback.clear_frames(exc.__traceback__)
         if error is None:
             emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
                         hint="this is a bug in t2vz; the backend log has the traceback"))
@@ -229,9 +232,8 @@ class _FrameSink:
         from .frame_io import FrameWriter
 
         if self._writer is None:
-            count = self.total if self.total > 0 else _UNKNOWN_LAST_FRAME - self.first + 1
-            first = min(self.first, index)
-            self._writer = FrameWriter(self.staged.partial, total_frames=count + self.first - first, first_index=first)
+            # The count is only an estimate when it comes from the media: size the writer by the name width instead.
+            self._writer = FrameWriter(self.staged.partial, total_frames=_LAST_FRAME + 1)
         self.paths[index] = path = self._writer.write(image, index)
         self.emit(FrameWritten(job_id=self.job_id, index=index, path=path))
         if self.previews:

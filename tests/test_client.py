@@ -144,3 +144,17 @@ def test_the_client_imports_only_the_standard_library():
               "bad = {'numpy', 'torch', 'PIL', 'diffusers', 'bpy'} & set(sys.modules); sys.exit(sorted(bad) or 0)")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_backend_that_cannot_start_reports_its_exit_and_log(tmp_path):
+    """A broken backend environment (here: torch missing) must say why, not just 'broken pipe'."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 3\n")
+    fake.chmod(0o755)
+    client = WorkerClient(str(fake), log_path=str(tmp_path / "log"))
+    client.start()
+    with pytest.raises(BackendError) as info:
+        client.ping(timeout=30)
+    assert "exit code 3" in info.value.message and "No module named 'torch'" in info.value.message
+    assert str(tmp_path / "log") in info.value.hint
+    assert client.stop() == 3
