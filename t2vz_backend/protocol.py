@@ -15,13 +15,11 @@ Field-by-field validation that needs no model and no media decoding lives in :mo
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
+from .codec import decode, encode
 from .errors import InvalidRequestError
 
 PROTOCOL_VERSION = 1
@@ -100,7 +98,7 @@ class JobRequest:
     vae_batch: int = 2  # frames decoded by the VAE at a time
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.TYPE, **_encode(self)}
+        return {"type": self.TYPE, **encode(self)}
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ class Event:
     job_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.TYPE, **_encode(self)}
+        return {"type": self.TYPE, **encode(self)}
 
 
 @dataclass(frozen=True)
@@ -334,13 +332,13 @@ def request_from_dict(data: Any) -> AnyRequest:
         raise InvalidRequestError(
             f"unknown job type {kind!r}", field="type", hint=f"use one of {', '.join(sorted(REQUEST_TYPES))}"
         )
-    return _decode_dataclass(cls, {k: v for k, v in data.items() if k != "type"}, "")
+    return decode(cls, {k: v for k, v in data.items() if k != "type"}, "")
 
 
 def event_from_dict(data: Any) -> Event:
     if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
         raise InvalidRequestError(f"not an event: {data!r:.80}", field="type")
-    return _decode_dataclass(EVENT_TYPES[data["type"]], {k: v for k, v in data.items() if k != "type"}, "")
+    return decode(EVENT_TYPES[data["type"]], {k: v for k, v in data.items() if k != "type"}, "")
 
 
 def command_from_dict(data: Any) -> Command:
@@ -363,7 +361,7 @@ def command_from_dict(data: Any) -> Command:
         raise InvalidRequestError(
             f"unknown command {op!r}", field="op", hint="use one of run, cancel, unload, ping, shutdown"
         )
-    return _decode_dataclass(cls, rest, "")
+    return decode(cls, rest, "")
 
 
 def loads_command(line: str) -> Command:
@@ -378,93 +376,3 @@ def loads_command(line: str) -> Command:
 
 def loads_event(line: str) -> Event:
     return event_from_dict(json.loads(line))
-
-
-def _encode(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (tuple, list)):
-        return [_encode(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _encode(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)  # JSON has no NaN/inf; validation rejects them anyway
-    return obj
-
-
-_HINTS_CACHE: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS_CACHE:
-        _HINTS_CACHE[cls] = typing.get_type_hints(cls)
-    return _HINTS_CACHE[cls]
-
-
-def _decode_dataclass(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise InvalidRequestError(
-                f"unknown field {prefix + key!r} for {getattr(cls, 'TYPE', '') or cls.__name__}",
-                field=prefix + key,
-                hint=f"known fields: {', '.join(sorted(names))}",
-            )
-    kwargs = {key: _decode_value(hints[key], value, prefix + key) for key, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise InvalidRequestError(f"{cls.__name__}: {exc}", field=prefix.rstrip(".")) from None
-
-
-def _decode_value(tp: Any, value: Any, name: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is Union:
-        for option in typing.get_args(tp):
-            try:
-                return _decode_value(option, value, name)
-            except InvalidRequestError:
-                continue
-        raise _type_error(name, tp, value)
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise _type_error(name, "a list", value)
-        return tuple(_decode_value(item_type, v, f"{name}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _type_error(name, "an object", value)
-        return {str(k): _decode_value(typing.get_args(tp)[1], v, f"{name}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise _type_error(name, "an object", value)
-        return _decode_dataclass(tp, value, name + ".")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _type_error(name, "true or false", value)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _type_error(name, "an integer", value)
-        return value
-    if tp is float:
-        if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
-            return float(value)  # decoded so that validation can name it; never accepted as a valid value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _type_error(name, "a number", value)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise _type_error(name, "a string", value)
-        return value
-    if tp is AnyRequest:
-        return request_from_dict(value)
-    raise TypeError(f"protocol cannot decode type {tp!r}")  # a bug in this module, not in the request
-
-
-def _type_error(name: str, expected: Any, value: Any) -> InvalidRequestError:
-    expected_text = expected if isinstance(expected, str) else getattr(expected, "__name__", str(expected))
-    return InvalidRequestError(
-        f"field {name!r} must be {expected_text}, got {value!r:.60}", field=name, hint=f"give {name} {expected_text}"
-    )
