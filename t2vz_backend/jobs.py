@@ -9,6 +9,7 @@ the same (same checks, same files, same events) whichever way it is started. Ste
 3. stage the output: ``<output_dir>/.partial-<job id>/``;
 4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` (with an ETA from the measured step
    time), every frame is written as a PNG and announced with ``FrameWritten`` (and optionally a small ``Preview``);
+   ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
 5. write the optional mp4/gif preview and the ``t2vz.json`` sidecar, move everything into ``output_dir``;
 6. emit and return ``Done``.
 
