@@ -83,7 +83,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
 
         # 4. Run the engine; it reports steps and frames through the context.
         frames = _FrameSink(request, staged, job_id, emit, previews, preview_size)
-        ctx = _make_context(request, job_id, emit, should_cancel, clock, frames)
+        ctx = _make_context(job_id, emit, should_cancel, clock, frames)
         _engine_for(request)(request, model, controlnets, ctx)
         if not frames.paths:
             raise T2VZError("the engine produced no frames", hint="check the frame range and the input media")
@@ -124,7 +124,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
             raise
         raise error from exc
     finally:
-        if oom:  # after the except block, so the traceback no longer pins the tensors
+        if oom:  # the engine frames were cleared above, so dropping the cache really frees the memory
             _free_memory(cache)
 
 
@@ -194,8 +194,8 @@ def _engine_for(request: AnyRequest) -> Callable[[Any, Any, list[Any], JobContex
     raise TypeError(f"not a job request: {type(request).__name__}")
 
 
-def _make_context(request: AnyRequest, job_id: str, emit: Callable[[Event], None], should_cancel: Callable[[], bool],
-                  clock: _StageClock, frames: _FrameSink) -> JobContext:
+def _make_context(job_id: str, emit: Callable[[Event], None], should_cancel: Callable[[], bool], clock: _StageClock,
+                  frames: _FrameSink) -> JobContext:
     """A JobContext whose callbacks turn the engine's steps, stages and frames into events and files."""
     started: list[float] = []  # (time, steps) of the first step: the ETA ignores warm-up before it
 
