@@ -108,7 +108,7 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
                 f"choose frames within 0-{r.frames - 1}",
             ))
     if r.chunk_size < 1:
-        out.append(Problem("chunk_size", f"chunk_size={r.chunk_size} must be at least 1", "use 1-16 (less = less VRAM)"))
+        out.append(Problem("chunk_size", f"chunk_size={r.chunk_size} must be at least 1", "use 1 to 16"))
     if r.vae_batch < 1:
         out.append(Problem("vae_batch", f"vae_batch={r.vae_batch} must be at least 1", "use 1-4"))
     _choice(out, "scheduler", r.scheduler, SCHEDULERS)
