@@ -181,6 +181,9 @@ class T2VZ_PT_scene_passes(bpy.types.Panel):
         col = layout.column(heading="Control")
         col.prop(settings, "pass_pose")
         col.prop(settings, "pass_depth")
+        sub = col.column()
+        sub.active = settings.pass_depth
+        sub.prop(settings, "depth_source")
         col.prop(settings, "pass_canny")
         if context.scene.camera is None:
             layout.label(text="The scene needs an active camera", icon="ERROR")

@@ -80,6 +80,12 @@ class T2VZ_PG_settings(bpy.types.PropertyGroup):
                             "armatures, seen by the active camera", default=True)
     pass_depth: BoolProperty(name="Depth From Z/Mist", description="Depth rendered from the scene, normalised "
                              "over the whole shot", default=False)
+    depth_source: EnumProperty(
+        name="Depth Source", description="Which render pass gives the depth",
+        items=(("AUTO", "Auto", "Mist when the view layer has the Mist pass on and the scene has a World, else Z"),
+               ("Z", "Z", "Camera distance, normalised over the whole shot"),
+               ("MIST", "Mist", "The Mist pass, normalised by the World's mist start and depth")),
+        default="AUTO")
     pass_canny: BoolProperty(name="Edges From Renders", description="Canny edges of the scene's renders",
                              default=False)
     smooth_bg: BoolProperty(name="Smooth Background", description="Text → Video: keep the background of "

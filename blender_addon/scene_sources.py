@@ -86,7 +86,7 @@ def scene_controls(scene: Any, settings: Any, prefs: PrefsView, job_dir: Path) -
         controls.append(control_spec(settings, prefs, "pose", path))
     if settings.pass_depth:
         out_dir = job_dir / "controls" / "depth"
-        _scene_passes().render_depth_maps(scene, first, last, str(out_dir))
+        _scene_passes().render_depth_maps(scene, first, last, str(out_dir), source=settings.depth_source.lower())
         controls.append(control_spec(settings, prefs, "depth", str(out_dir)))
     if settings.pass_canny:
         out_dir = job_dir / "controls" / "render"

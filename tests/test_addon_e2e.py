@@ -1,0 +1,165 @@
+"""End to end in the bpy module: the operator runs a real worker (the package's own backend copy, tiny model).
+
+One worker serves the whole module (the add-on keeps it between jobs while the preferences stay the same), so the
+model loads once. Jobs are 32x32 pixels, 2 steps, 2-3 frames.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+from addon_helpers import (  # noqa: F401  # fixtures
+    addon,
+    generated_strips,
+    image_strip,
+    prefs,
+    scene,
+    submodule,
+    write_frames,
+)
+
+bpy = pytest.importorskip("bpy")
+if importlib.util.find_spec("torch") is None:
+    pytest.skip("needs torch for the worker", allow_module_level=True)
+
+
+def check_strip(strip, channel: int, frame_start: int, length: int) -> None:
+    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (channel, frame_start, length)
+    folder = Path(bpy.path.abspath(strip.directory))
+    assert all((folder / element.filename).is_file() for element in strip.elements)
+
+
+def test_text_to_video(scene):  # noqa: F811
+    scene.frame_start = 3
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 1, 3, 3)
+    assert json.loads(strip["t2vz_request"])["type"] == "text2video"
+
+
+def test_restyle_image_strips_with_canny(scene, tmp_path):  # noqa: F811
+    image_strip(scene, "src", write_frames(tmp_path / "src", 3), channel=2, frame_start=4)
+    scene.t2vz.mode = "CONTROLNET"
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 3, 4, 3)
+
+
+def test_edit_image_strip_range(scene, tmp_path):  # noqa: F811
+    image_strip(scene, "src", write_frames(tmp_path / "src", 3), channel=1, frame_start=1)
+    settings = scene.t2vz
+    settings.mode, settings.use_frame_range, settings.frame_range_start, settings.frame_range_end = \
+        "PIX2PIX", True, 2, 3
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 2, 2, 2)
+
+
+def _camera_scene(scene):
+    scene.render.resolution_x = scene.render.resolution_y = 32
+    scene.render.resolution_percentage = 100
+    scene.frame_start, scene.frame_end = 1, 2
+    camera = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    camera.location, camera.rotation_euler = (0.0, -8.0, 1.0), (math.pi / 2, 0.0, 0.0)
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+
+
+def _rig(scene):
+    """A stick figure whose bone names the pose export recognises (metarig spelling)."""
+    armature = bpy.data.armatures.new("rig")
+    rig = bpy.data.objects.new("rig", armature)
+    scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    bones = {"spine.004": ((0, 0, 1.5), (0, 0, 1.8)), "head": ((0, 0, 1.8), (0, 0, 2.2))}
+    for side, x in (("L", 1), ("R", -1)):
+        bones |= {f"upper_arm.{side}": ((0.3 * x, 0, 1.5), (0.7 * x, 0, 1.1)),
+                  f"forearm.{side}": ((0.7 * x, 0, 1.1), (0.9 * x, 0, 0.7)),
+                  f"thigh.{side}": ((0.2 * x, 0, 0.9), (0.25 * x, 0, 0.4)),
+                  f"shin.{side}": ((0.25 * x, 0, 0.4), (0.3 * x, 0, 0.0))}
+    for name, (head, tail) in bones.items():
+        bone = armature.edit_bones.new(name)
+        bone.head, bone.tail = head, tail
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return rig
+
+
+def test_scene_passes_pose_and_depth(scene):  # noqa: F811
+    _camera_scene(scene)
+    _rig(scene)
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 1.0))
+    settings = scene.t2vz
+    settings.mode, settings.pass_pose, settings.pass_depth, settings.pass_canny = "SCENE", True, True, False
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 1, 1, 2)
+    request = json.loads(strip["t2vz_request"])
+    assert [c["kind"] for c in request["controls"]] == ["pose", "depth"]
+    assert request["controls"][0]["path"].endswith("pose.json") and len(os.listdir(request["controls"][1]["path"])) == 2
+
+
+def test_text_to_video_with_background_smoothing(scene):  # noqa: F811
+    _camera_scene(scene)
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 1.0))
+    collection = bpy.data.collections.new("fg")
+    collection.objects.link(bpy.context.active_object)
+    settings = scene.t2vz
+    settings.frames, settings.smooth_bg, settings.mask_collection = 2, True, collection
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 1, 1, 2)
+    request = json.loads(strip["t2vz_request"])
+    assert request["smooth_bg"] and len(os.listdir(request["mask_dir"])) == 2
+
+
+def test_edges_from_scene_renders_restore_settings(scene, tmp_path):  # noqa: F811
+    _camera_scene(scene)
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.render.filepath = "//keep/"
+    files = submodule("scene_sources").render_color_frames(scene, 1, 2, str(tmp_path / "r"))
+    assert [os.path.basename(f) for f in files] == ["000000.png", "000001.png"] and all(map(os.path.isfile, files))
+    assert scene.render.filepath == "//keep/" and scene.render.use_sequencer and scene.frame_current == 1
+
+
+def test_cancel_real_job_leaves_no_strip(scene):  # noqa: F811
+    jobs, runner = submodule("jobs"), submodule("runner")
+    scene.t2vz.steps = 50
+    job = jobs.launch(jobs.prepare(scene, scene.t2vz, prefs()))
+    runner.run_sync(job, interval=0.02, should_cancel=lambda: job.step >= 1)
+    assert job.status == runner.CANCELLED
+    with pytest.raises(submodule("errors").T2VZAddonError, match="cancelled"):
+        jobs.finish(job)
+    assert generated_strips(scene) == []
+    assert not os.path.exists(job.request.output_dir) or not os.listdir(job.request.output_dir)
+
+
+@pytest.mark.parametrize("script", ["exit 3", "read line; echo boom >&2; exit 3"])
+def test_worker_crash_is_reported(scene, tmp_path, script):  # noqa: F811
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    prefs().python_path = str(fake)
+    with pytest.raises(RuntimeError, match="backend"):
+        bpy.ops.t2vz.generate()
+    assert generated_strips(scene) == [] and not submodule("runner").is_running()
+
+
+def test_cli_generate_and_help(scene, tmp_path, capsys):  # noqa: F811
+    cli = submodule("cli")
+    assert cli.execute(["--help"]) == 0
+    assert "blender --command t2vz" in capsys.readouterr().out
+    assert cli.execute(["generate", "--frame-range", "5-1"]) == 2
+    assert "is empty" in capsys.readouterr().err
+    code = cli.execute(["generate", "--prompt", "a boat", "--frames", "2", "--seed", "3", "--out", str(tmp_path / "c"),
+                        "--python", os.environ.get("T2VZ_TEST_PYTHON", prefs().python_path)])
+    assert code == 0, capsys.readouterr().err
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 1, 1, 2)
+    assert strip.name == "3_a boat" and Path(bpy.path.abspath(strip.directory)).is_relative_to(tmp_path / "c")
