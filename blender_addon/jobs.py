@@ -85,7 +85,13 @@ def _stage_and_build(scene: Any, pass_scene: Any, settings: Any, view: request_b
     mode = settings.mode
     if mode in request_builder.SOURCE_MODES:
         staged = sources.collect(strips or [], frame_range, job_dir / "input")
-        return request_builder.build_request(settings, view, output_dir, source=staged.input)
+        request = request_builder.build_request(settings, view, output_dir, source=staged.input)
+        if os.path.isfile(staged.input.path) and _inside(output_dir, os.path.dirname(staged.input.path)):
+            # A movie next to the .blend file: the backend refuses an output inside a source's folder (it could
+            # mix frames into an image folder). A movie is one file and output_dir a fresh folder of a fresh job
+            # folder, so nothing can be mixed or replaced: allow it explicitly.
+            request = dataclasses.replace(request, overwrite=True)
+        return request
     if mode == request_builder.SCENE:
         controls = scene_sources.scene_controls(pass_scene, settings, view, job_dir)
         return request_builder.build_request(settings, view, output_dir, controls=controls)
@@ -95,6 +101,14 @@ def _stage_and_build(scene: Any, pass_scene: Any, settings: Any, view: request_b
         frames = (first, first + request_builder.frame_count(settings) - 1)
         masks = scene_sources.mask_dir(pass_scene, settings, frames, job_dir)
     return request_builder.build_request(settings, view, output_dir, mask_dir=masks)
+
+
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives (Windows)
+        return False
 
 
 def prepare_redo(scene: Any, strip: Any, prefs: Any, output_root: str = "") -> JobPlan:

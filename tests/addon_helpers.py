@@ -8,7 +8,9 @@ module) makes the operators take their synchronous path.
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -36,22 +38,46 @@ def build_package(out_parent: Path) -> Path:
     return target
 
 
+_enabled = {"module": None, "users": 0, "path": ""}  # shared by the per-module copies of the session fixture
+
+
 @pytest.fixture(scope="session")
 def addon(tmp_path_factory):
-    """The built add-on, enabled for the whole session; yields its module."""
+    """The built add-on, enabled for the whole session; yields its module.
+
+    Each test module imports this fixture, which makes pytest hold one session fixture per module: the package is
+    built and enabled once, and disabled when the last of them is torn down.
+    """
     if bpy is None:
         pytest.skip("needs the bpy module (pip install bpy==4.5.*)")
     import addon_utils  # on sys.path only once bpy is imported
 
-    parent = tmp_path_factory.mktemp("addon")
-    build_package(parent)
-    sys.path.insert(0, str(parent))
-    module = addon_utils.enable(PACKAGE, default_set=True, handle_error=None)
-    assert module is not None, "the add-on failed to enable"
-    yield module
-    submodule("session").stop()
-    addon_utils.disable(PACKAGE, default_set=True)
-    sys.path.remove(str(parent))
+    if _enabled["users"] == 0:
+        parent = tmp_path_factory.mktemp("addon")
+        build_package(parent)
+        sys.path.insert(0, str(parent))
+        _enabled.update(module=addon_utils.enable(PACKAGE, default_set=True, handle_error=None), path=str(parent))
+        assert _enabled["module"] is not None, "the add-on failed to enable"
+    _enabled["users"] += 1
+    yield _enabled["module"]
+    _enabled["users"] -= 1
+    if _enabled["users"] == 0:
+        submodule("session").stop()
+        addon_utils.disable(PACKAGE, default_set=True)
+        sys.path.remove(_enabled["path"])
+
+
+def worker_python() -> str:
+    """The interpreter the tests run the backend worker with: $T2VZ_TEST_PYTHON, else this one.
+
+    Set it to test another Blender's bpy (e.g. a bpy 5.0 venv without torch) against the dev venv's backend.
+    """
+    return os.environ.get("T2VZ_TEST_PYTHON", sys.executable)
+
+
+def worker_has_torch() -> bool:
+    check = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
+    return subprocess.run([worker_python(), "-c", check], capture_output=True, timeout=60).returncode == 0
 
 
 def submodule(name: str):
@@ -67,7 +93,7 @@ def scene(addon, tmp_path):
     """An empty file, preferences aimed at the dev venv and the tiny model, output under ``tmp_path``."""
     bpy.ops.wm.read_homefile(use_empty=True)
     p = prefs()
-    p.backend_mode, p.python_source, p.python_path = "SUBPROCESS", "CUSTOM", sys.executable
+    p.backend_mode, p.python_source, p.python_path = "SUBPROCESS", "CUSTOM", worker_python()
     p.base_model = p.pix2pix_model = "tiny"
     p.controlnet_canny = p.controlnet_depth = p.controlnet_pose = ""
     p.device, p.dtype, p.vae_batch = "cpu", "float32", 2
@@ -105,6 +131,37 @@ def image_strip(scene, name: str, files: list[Path], channel: int = 1, frame_sta
                              fit_method="ORIGINAL")
     for path in files[1:]:
         strip.elements.append(path.name)
+    strip.select = select
+    return strip
+
+
+def movie_file(path: Path, frames: int = 4, size: int = 32) -> Path:
+    """An H.264 .mp4 of a red colour strip, rendered by Blender's own sequencer in a throwaway scene."""
+    compat = submodule("compat")
+    movie_scene = bpy.data.scenes.new("movie source")
+    render = movie_scene.render
+    render.resolution_x = render.resolution_y = size
+    render.resolution_percentage, movie_scene.frame_start, movie_scene.frame_end = 100, 1, frames
+    strips = compat.top_strips(movie_scene.sequence_editor_create())
+    try:  # 5.0 takes a length instead of an end frame
+        strips.new_effect(name="red", type="COLOR", channel=1, frame_start=1, length=frames)
+    except TypeError:
+        strips.new_effect(name="red", type="COLOR", channel=1, frame_start=1, frame_end=frames + 1)
+    if hasattr(render.image_settings, "media_type"):  # 5.x: before file_format
+        render.image_settings.media_type = "VIDEO"
+    render.image_settings.file_format = "FFMPEG"
+    render.ffmpeg.format, render.ffmpeg.codec = "MPEG4", "H264"
+    render.filepath, render.use_file_extension = str(path), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.render.render(animation=True, scene=movie_scene.name)
+    bpy.data.scenes.remove(movie_scene)
+    assert path.is_file()
+    return path
+
+
+def movie_strip(scene, name: str, path: Path, channel: int = 1, frame_start: int = 1, select: bool = True):
+    strips = submodule("compat").top_strips(scene.sequence_editor or scene.sequence_editor_create())
+    strip = strips.new_movie(name, str(path), channel, frame_start)
     strip.select = select
     return strip
 

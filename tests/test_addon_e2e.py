@@ -6,7 +6,6 @@ model loads once. Jobs are 32x32 pixels, 2 steps, 2-3 frames.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -17,15 +16,18 @@ from addon_helpers import (  # noqa: F401  # fixtures
     addon,
     generated_strips,
     image_strip,
+    movie_file,
+    movie_strip,
     prefs,
     scene,
     submodule,
+    worker_has_torch,
     write_frames,
 )
 
 bpy = pytest.importorskip("bpy")
-if importlib.util.find_spec("torch") is None:
-    pytest.skip("needs torch for the worker", allow_module_level=True)
+if not worker_has_torch():  # the test process itself never imports torch (with bpy loaded it can hang at exit)
+    pytest.skip("the worker Python has no torch", allow_module_level=True)
 
 
 def check_strip(strip, channel: int, frame_start: int, length: int) -> None:
@@ -60,21 +62,29 @@ def test_edit_image_strip_range(scene, tmp_path):  # noqa: F811
     check_strip(strip, 2, 2, 2)
 
 
-def _camera_scene(scene):
-    scene.render.resolution_x = scene.render.resolution_y = 32
-    scene.render.resolution_percentage = 100
-    scene.frame_start, scene.frame_end = 1, 2
+def test_edit_movie_strip(scene, tmp_path):  # noqa: F811
+    movie_strip(scene, "clip", movie_file(tmp_path / "clip.mp4", frames=3), channel=1, frame_start=5)
+    scene.t2vz.mode = "PIX2PIX"
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    check_strip(strip, 2, 5, 3)
+
+
+def _camera_scene(target):
+    target.render.resolution_x = target.render.resolution_y = 32
+    target.render.resolution_percentage = 100
+    target.frame_start, target.frame_end = 1, 2
     camera = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
     camera.location, camera.rotation_euler = (0.0, -8.0, 1.0), (math.pi / 2, 0.0, 0.0)
-    scene.collection.objects.link(camera)
-    scene.camera = camera
+    target.collection.objects.link(camera)
+    target.camera = camera
 
 
-def _rig(scene):
+def _rig(target):
     """A stick figure whose bone names the pose export recognises (metarig spelling)."""
     armature = bpy.data.armatures.new("rig")
     rig = bpy.data.objects.new("rig", armature)
-    scene.collection.objects.link(rig)
+    target.collection.objects.link(rig)
     bpy.context.view_layer.objects.active = rig
     bpy.ops.object.mode_set(mode="EDIT")
     bones = {"spine.004": ((0, 0, 1.5), (0, 0, 1.8)), "head": ((0, 0, 1.8), (0, 0, 2.2))}
@@ -158,7 +168,7 @@ def test_cli_generate_and_help(scene, tmp_path, capsys):  # noqa: F811
     assert cli.execute(["generate", "--frame-range", "5-1"]) == 2
     assert "is empty" in capsys.readouterr().err
     code = cli.execute(["generate", "--prompt", "a boat", "--frames", "2", "--seed", "3", "--out", str(tmp_path / "c"),
-                        "--python", os.environ.get("T2VZ_TEST_PYTHON", prefs().python_path)])
+                        "--python", prefs().python_path])
     assert code == 0, capsys.readouterr().err
     (strip,) = generated_strips(scene)
     check_strip(strip, 1, 1, 2)
