@@ -20,6 +20,12 @@ from .errors import T2VZAddonError
 MARKER_NAME = "t2vz-env.json"
 BACKEND_DIR = Path(__file__).resolve().parent / "backend"  # holds the t2vz_backend package (symlink or copy)
 INSTALLER = Path(__file__).resolve().parent / "installer" / "install_deps.py"  # present in built packages
+DEV_INSTALLER = Path(__file__).resolve().parent.parent / "install_deps.py"  # the repository's, in a dev checkout
+
+
+def installer_script() -> Path:
+    """``install_deps.py``: the packaged copy, else the repository's when running from a checkout."""
+    return INSTALLER if INSTALLER.is_file() or not DEV_INSTALLER.is_file() else DEV_INSTALLER
 
 
 def user_data_dir(system: str | None = None, environ: Mapping[str, str] | None = None,

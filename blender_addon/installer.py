@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .environment import INSTALLER
+from .environment import installer_script
 from .errors import T2VZAddonError
 
 
@@ -57,10 +57,10 @@ class InstallProcess:
 _current: InstallProcess | None = None
 
 
-def install_command(script: Path = INSTALLER, torch: str = "auto", python: str | None = None,
+def install_command(script: Path | None = None, torch: str = "auto", python: str | None = None,
                     extra: Sequence[str] = ()) -> list[str]:
-    """``<python> install_deps.py --torch <build> [extra]``; Blender's own Python runs it by default."""
-    return [python or sys.executable, "-u", str(script), "--torch", torch, *extra]
+    """``<python> -u install_deps.py --torch <build> [extra]``; Blender's own Python runs it by default."""
+    return [python or sys.executable, "-u", str(script or installer_script()), "--torch", torch, *extra]
 
 
 def start(command: Sequence[str]) -> InstallProcess:

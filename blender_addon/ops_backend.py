@@ -91,13 +91,13 @@ class T2VZ_OT_install_deps(bpy.types.Operator):
     _timer = None
 
     def execute(self, context):
-        prefs = preferences.get_prefs(context)
         extra = ["--dry-run"] if self.dry_run else []
         if not self.dry_run and not compat.online_access(bpy.app):
             self.report({"ERROR"}, "T2V-Zero: installing needs the network, but online access is off. Allow "
                         "online access in Preferences > System, or run install_deps.py --offline --find-links DIR")
             return {"CANCELLED"}
         try:
+            prefs = preferences.get_prefs(context)
             proc = installer.start(installer.install_command(torch=prefs.install_torch, extra=extra))
         except T2VZAddonError as error:
             self.report({"ERROR"}, error.report_text())
@@ -105,8 +105,7 @@ class T2VZ_OT_install_deps(bpy.types.Operator):
         textlog.write(textlog.INSTALL_LOG, "$ " + " ".join(proc.command), append=False)
         if bpy.app.background or context.window is None:
             while not proc.finished:
-                for line in proc.drain():
-                    print(line)
+                self._log(proc.drain(), echo=True)
                 time.sleep(0.1)
             return self._finish(proc)
         self._timer = context.window_manager.event_timer_add(TIMER_S, window=context.window)
@@ -122,17 +121,23 @@ class T2VZ_OT_install_deps(bpy.types.Operator):
             if area.type in {"PREFERENCES", "TEXT_EDITOR"}:
                 area.tag_redraw()
         if not proc.finished:
-            lines = proc.drain()
-            if lines:
-                textlog.write(textlog.INSTALL_LOG, "\n".join(lines))
+            self._log(proc.drain())
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         return self._finish(proc)
 
-    def _finish(self, proc):
-        lines = proc.drain()
+    @staticmethod
+    def _log(lines, echo: bool = False) -> None:
         if lines:
             textlog.write(textlog.INSTALL_LOG, "\n".join(lines))
+            if echo:  # headless: the console is the only place the user looks
+                print("\n".join(lines))
+
+    def _finish(self, proc):
+        self._log(proc.drain(), echo=bpy.app.background)
+        if proc.returncode == 0 and self.dry_run:
+            self.report({"INFO"}, f"T2V-Zero: the install plan is in the Text Editor ({textlog.INSTALL_LOG})")
+            return {"FINISHED"}
         if proc.returncode == 0:
             session.stop()  # the next job starts a worker in the new environment
             self.report({"INFO"}, "T2V-Zero: dependencies installed; press Check Backend to test them")
@@ -167,7 +172,11 @@ class T2VZ_OT_low_vram_preset(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        prefs = preferences.get_prefs(context)
+        try:
+            prefs = preferences.get_prefs(context)
+        except T2VZAddonError as error:
+            self.report({"ERROR"}, error.report_text())
+            return {"CANCELLED"}
         prefs.dtype = "float16"
         prefs.vae_batch = 1
         context.scene.t2vz.chunk_size = 2

@@ -90,7 +90,7 @@ class T2VZ_OT_generate(JobDriver, bpy.types.Operator):
 
     bl_idname = "t2vz.generate"
     bl_label = "Generate"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}  # the undo step is pushed when the strip is added
 
     @classmethod
     def poll(cls, context):
@@ -111,7 +111,7 @@ class T2VZ_OT_redo(JobDriver, bpy.types.Operator):
 
     bl_idname = "t2vz.redo"
     bl_label = "Redo"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}
 
     strip: bpy.props.StringProperty(name="Strip", description="Generated strip to redo (empty: the active strip)",
                                     default="")

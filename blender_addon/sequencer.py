@@ -41,7 +41,8 @@ def add_image_strip(scene: Any, files: Sequence[str], name: str, frame_start: in
             strip.elements.append(os.path.basename(path))
     if bpy.data.filepath:  # keep the project movable: //t2vz/... rather than an absolute path
         try:
-            strip.directory = bpy.path.relpath(strip.directory)
+            relative = bpy.path.relpath(strip.directory)
+            strip.directory = relative if relative.endswith(("/", "\\")) else relative + "/"  # Blender's form
         except ValueError:  # another drive on Windows
             pass
     if request_json:

@@ -36,6 +36,12 @@ def check_strip(strip, channel: int, frame_start: int, length: int) -> None:
     assert all((folder / element.filename).is_file() for element in strip.elements)
 
 
+def test_check_backend_reports_python_torch_device(scene):  # noqa: F811
+    assert bpy.ops.t2vz.check_backend() == {"FINISHED"}
+    text = submodule("ops_backend").last_check["text"]
+    assert "Python 3." in text and "torch 2." in text and "cpu" in text.lower()
+
+
 def test_text_to_video(scene):  # noqa: F811
     scene.frame_start = 3
     assert bpy.ops.t2vz.generate() == {"FINISHED"}

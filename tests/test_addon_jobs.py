@@ -44,6 +44,16 @@ def test_text_to_video_strip_at_scene_start(scene, fake_client, tmp_path):  # no
     assert json.loads((job / "request.json").read_text())["output_dir"] == str(job / "frames")
 
 
+def test_saved_file_puts_jobs_beside_it_with_relative_paths(scene, fake_client, tmp_path):  # noqa: F811
+    (tmp_path / "project").mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "project" / "edit.blend"))
+    prefs().output_root = "//t2vz/"
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(bpy.context.scene)
+    assert strip.directory.startswith("//t2vz/") and strip.directory.endswith("/frames/")
+    assert (tmp_path / "project" / "t2vz").is_dir() and Path(bpy.path.abspath(strip.directory)).is_dir()
+
+
 def test_restyle_goes_above_the_source_on_a_free_channel(scene, fake_client, tmp_path):  # noqa: F811
     source = image_strip(scene, "src", write_frames(tmp_path / "src", 3), channel=2, frame_start=10)
     blocker = image_strip(scene, "blocker", write_frames(tmp_path / "b", 2, prefix="b"), channel=3, frame_start=11,

@@ -135,3 +135,18 @@ def test_panel_shows_progress_and_cancel_while_running(scene, fake_client):  # n
     runner.pump(job)
     assert job.status == runner.CANCELLED
 
+
+
+def test_install_dependencies_dry_run_logs_the_plan(scene):  # noqa: F811
+    assert bpy.ops.t2vz.install_deps(dry_run=True) == {"FINISHED"}
+    log = bpy.data.texts["t2vz_install.log"].as_string()
+    assert "install_deps.py --torch auto --dry-run" in log.splitlines()[0]
+    assert "pip" in log and submodule("installer").current().returncode == 0
+
+
+def test_in_process_mode_without_torch_says_what_to_do(scene, monkeypatch):  # noqa: F811
+    session = submodule("session")
+    monkeypatch.setattr(session.importlib.util, "find_spec", lambda name: None)
+    prefs().backend_mode = "IN_PROCESS"
+    with pytest.raises(RuntimeError, match="needs torch in Blender's own Python.*Separate Process"):
+        bpy.ops.t2vz.generate()

@@ -5,7 +5,7 @@
     python tools/build_extension.py --dir OUT     # the same files, unpacked into the folder OUT (tests use this)
 
 In the repository ``blender_addon/backend/t2vz_backend`` is a symlink to ``t2vz_backend/``; the package gets a real
-copy there (symlinks are not portable in zips). ``install_deps.py`` and the requirements it reads go to
+copy there (symlinks are not portable in zips). ``install_deps.py`` and the ``requirements/`` it reads go to
 ``installer/``, so the add-on's Install Dependencies button works from an installed package. Tests, caches and
 dot files stay out. The manifest is checked with the rules Blender's ``extension validate`` applies to it.
 """
@@ -26,10 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "blender_addon"
 BACKEND = ROOT / "t2vz_backend"
 BUNDLED_BACKEND = Path("backend") / "t2vz_backend"  # where the backend goes inside the package
-EXTRA_FILES = {  # repository file -> path inside the package
-    ROOT / "install_deps.py": Path("installer") / "install_deps.py",
-    ROOT / "requirements" / "backend.txt": Path("installer") / "requirements" / "backend.txt",
-}
+INSTALLER_FILES = ("install_deps.py", "requirements")  # repository paths copied into the package's installer/
 ALWAYS_EXCLUDED = ("__pycache__", "*.pyc", "*.pyo", ".*", "tests", "test_*.py", "*.blend1")
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same zip
 TERSE_LIMIT = 64  # Blender's limit for the tagline and each permission reason
@@ -116,10 +113,13 @@ def package_files(manifest: dict) -> dict[Path, Path]:
         raise BuildError(f"the backend package {BACKEND} is missing")
     for rel in _walk(BACKEND, ALWAYS_EXCLUDED):
         files[BUNDLED_BACKEND / rel] = (BACKEND / rel).resolve()
-    for source, target in EXTRA_FILES.items():
-        if not source.is_file():
-            raise BuildError(f"{source} is missing; it goes into the package as {target}")
-        files[target] = source
+    for name in INSTALLER_FILES:  # install_deps.py reads the requirements/ folder next to itself
+        source = ROOT / name
+        if not source.exists():
+            raise BuildError(f"{source} is missing; the add-on's Install Dependencies button needs it")
+        found = [Path()] if source.is_file() else list(_walk(source, ALWAYS_EXCLUDED))
+        for rel in found:
+            files[Path("installer") / name / rel] = (source / rel).resolve()
     for required in (Path("__init__.py"), Path("blender_manifest.toml"), BUNDLED_BACKEND / "protocol.py"):
         if required not in files:
             raise BuildError(f"the package would lack {required}")
