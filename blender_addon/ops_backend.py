@@ -22,6 +22,14 @@ def _pong_text(pong) -> str:
     return f"t2vz {pong.version} | Python {pong.python} | torch {pong.torch} | {pong.device}"
 
 
+def _ping(client, result: dict) -> None:
+    """On the helper thread: wait for the worker's answer. Plain objects only, no bpy (not even the operator)."""
+    try:
+        result["pong"] = client.ping(PING_TIMEOUT_S)
+    except Exception as exc:  # BackendError or anything the worker start raised: reported to the user
+        result["error"] = exc
+
+
 def _error_text(exc: Exception) -> str:
     message, hint = getattr(exc, "message", str(exc)), getattr(exc, "hint", "")
     return f"{message}. {hint}" if hint else message
@@ -35,7 +43,11 @@ class T2VZ_OT_check_backend(bpy.types.Operator):
 
     _timer = None
     _thread = None
-    _result: dict = {}
+    _result = None
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.is_running()  # a changed configuration would restart the worker under the job
 
     def execute(self, context):
         try:
@@ -43,7 +55,7 @@ class T2VZ_OT_check_backend(bpy.types.Operator):
         except T2VZAddonError as error:
             return self._done(False, error.report_text())
         self._result = {}
-        self._thread = threading.Thread(target=self._ping, args=(client,), name="t2vz-ping", daemon=True)
+        self._thread = threading.Thread(target=_ping, args=(client, self._result), name="t2vz-ping", daemon=True)
         self._thread.start()
         if bpy.app.background or context.window is None:
             self._thread.join()
@@ -52,12 +64,6 @@ class T2VZ_OT_check_backend(bpy.types.Operator):
         self._timer = context.window_manager.event_timer_add(TIMER_S, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
-
-    def _ping(self, client) -> None:  # on the helper thread: no bpy here
-        try:
-            self._result["pong"] = client.ping(PING_TIMEOUT_S)
-        except Exception as exc:  # BackendError or anything the worker start raised: reported to the user
-            self._result["error"] = exc
 
     def modal(self, context, event):
         if event.type != "TIMER" or self._thread.is_alive():
@@ -89,6 +95,10 @@ class T2VZ_OT_install_deps(bpy.types.Operator):
                                     default=False, options={"SKIP_SAVE"})
 
     _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.is_running()  # a finished install restarts the worker
 
     def execute(self, context):
         extra = ["--dry-run"] if self.dry_run else []

@@ -29,6 +29,11 @@ def set_status(context: Any, text: str | None) -> None:
         workspace.status_text_set(text)
 
 
+def headless(context: Any) -> bool:
+    """No event loop to drive a modal operator: ``blender -b``, the bpy module, or a call without a window."""
+    return bpy.app.background or context.window is None
+
+
 def report_failure(op: Any, error: T2VZAddonError) -> set[str]:
     textlog.write(textlog.JOB_LOG, f"error: {error.report_text()}")
     op.report({"ERROR"}, error.report_text())
@@ -42,7 +47,7 @@ class JobDriver:
     _job: Any = None
 
     def run_plan(self, context: Any, plan: jobs.JobPlan) -> set[str]:
-        if bpy.app.background or context.window is None:
+        if headless(context):
             try:
                 strip = jobs.run_blocking(plan)
             except T2VZAddonError as error:
@@ -61,7 +66,7 @@ class JobDriver:
         if event.type == "ESC" and event.value == "PRESS":
             runner.cancel(job)
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":  # (other operators' timers tick here too: one more poll does no harm)
             return {"PASS_THROUGH"}
         return self.tick(context)
 

@@ -140,6 +140,36 @@ def test_modal_tick_adds_the_strip_when_done(scene, fake_client):  # noqa: F811
     assert len(generated_strips(scene)) == 1
 
 
+class GuiContext:
+    """What a modal operator sees in the GUI: a window, timers, a status bar."""
+
+    def __init__(self):
+        self.window, self.screen, self.handlers, self.timers, self.status = object(), None, [], [], []
+        self.window_manager = SimpleNamespace(
+            event_timer_add=lambda step, window: self.timers.append("t") or "t",
+            event_timer_remove=self.timers.remove, modal_handler_add=self.handlers.append)
+        self.workspace = SimpleNamespace(status_text_set=self.status.append)
+
+
+def test_gui_path_is_modal_and_esc_cancels(scene, fake_client, monkeypatch):  # noqa: F811
+    ops, jobs, runner = submodule("ops_generate"), submodule("jobs"), submodule("runner")
+    monkeypatch.setattr(ops, "headless", lambda context: False)
+    fake_client.hang = True
+    reports = []
+    op = type("Op", (ops.JobDriver,), {"report": lambda self, kind, text: reports.append((kind, text))})()
+    context = GuiContext()
+    assert op.run_plan(context, jobs.prepare(scene, scene.t2vz, prefs())) == {"RUNNING_MODAL"}
+    assert context.handlers == [op] and context.timers == ["t"] and runner.is_running()
+    assert op.modal(context, SimpleNamespace(type="MOUSEMOVE", value="NOTHING")) == {"PASS_THROUGH"}
+    assert op.modal(context, SimpleNamespace(type="TIMER", value="NOTHING")) == {"PASS_THROUGH"}
+    assert "step 1/2" in context.status[-1]
+    assert op.modal(context, SimpleNamespace(type="ESC", value="PRESS")) == {"RUNNING_MODAL"}
+    assert op.modal(context, SimpleNamespace(type="TIMER", value="NOTHING")) == {"CANCELLED"}
+    assert context.timers == [] and context.status[-1] is None and not runner.is_running()
+    assert reports[-1][0] == {"ERROR"} and "cancelled" in reports[-1][1]
+    assert generated_strips(scene) == []
+
+
 def test_redo_show_and_load_parameters(scene, fake_client):  # noqa: F811
     bpy.ops.t2vz.generate()
     (first,) = generated_strips(scene)
