@@ -6,9 +6,12 @@ model loads once. Jobs are 32x32 pixels, 2 steps, 2-3 frames.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,6 +168,30 @@ def test_worker_crash_is_reported(scene, tmp_path, script):  # noqa: F811
     with pytest.raises(RuntimeError, match="backend"):
         bpy.ops.t2vz.generate()
     assert generated_strips(scene) == [] and not submodule("runner").is_running()
+
+
+IN_PROCESS_SCRIPT = """
+import os, sys, bpy, addon_utils
+sys.path.insert(0, sys.argv[-2])
+addon_utils.enable("t2vz", default_set=True, handle_error=None)
+p = bpy.context.preferences.addons["t2vz"].preferences
+p.backend_mode, p.base_model, p.device, p.dtype, p.output_root = "IN_PROCESS", "tiny", "cpu", "float32", sys.argv[-1]
+s = bpy.context.scene
+s.t2vz.steps, s.t2vz.width, s.t2vz.height, s.t2vz.frames = 2, 32, 32, 2
+result = bpy.ops.t2vz.generate()
+strips = [(st.channel, len(st.elements)) for st in s.sequence_editor.strips_all]
+print("RESULT", result == {"FINISHED"}, strips, flush=True)
+os._exit(0)  # torch and bpy in one process can deadlock in bpy's exit handlers
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="in-process mode needs torch in this Python")
+def test_in_process_mode(addon, tmp_path):  # noqa: F811
+    """Blender's own Python runs the job (in a child process: this one must not import torch)."""
+    package_parent = str(Path(addon.__file__).parent.parent)
+    result = subprocess.run([sys.executable, "-c", IN_PROCESS_SCRIPT, package_parent, str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=300)
+    assert "RESULT True [(1, 2)]" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def test_cli_generate_and_help(scene, tmp_path, capsys):  # noqa: F811
