@@ -8,6 +8,7 @@ module) makes the operators take their synchronous path.
 
 from __future__ import annotations
 
+import atexit
 import os
 import struct
 import subprocess
@@ -41,8 +42,21 @@ def build_package(out_parent: Path) -> Path:
 _enabled = {"module": None, "users": 0, "path": ""}  # shared by the per-module copies of the session fixture
 
 
+def _skip_bpy_exit_handlers(session) -> None:
+    """Leave the process before bpy's C exit handlers when torch is loaded too (the full test suite).
+
+    With both loaded, bpy's static ``GlobalState`` destructor (its delayed file-close thread) destroys a condition
+    variable that thread still waits on, and ``exit()`` hangs forever after the last test (seen with gdb on bpy 4.5).
+    Python's own shutdown has run by then; only C++ static destructors are skipped.
+    """
+    if "torch" in sys.modules and "bpy" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(getattr(session, "exitstatus", 0)))
+
+
 @pytest.fixture(scope="session")
-def addon(tmp_path_factory):
+def addon(tmp_path_factory, request):
     """The built add-on, enabled for the whole session; yields its module.
 
     Each test module imports this fixture, which makes pytest hold one session fixture per module: the package is
@@ -53,6 +67,9 @@ def addon(tmp_path_factory):
     import addon_utils  # on sys.path only once bpy is imported
 
     if _enabled["users"] == 0:
+        # atexit runs handlers newest first: this one runs after those registered later, and ends the process
+        # before those registered earlier (logging, torch), which only tidy up.
+        atexit.register(_skip_bpy_exit_handlers, request.session)
         parent = tmp_path_factory.mktemp("addon")
         build_package(parent)
         sys.path.insert(0, str(parent))
