@@ -4,7 +4,7 @@ All contenders share the same random-weight SD-1.5-topology components (bench/sd
 schedule, step count, guidance and size, and are timed in the same process, interleaved (the order rotates every
 round), best-of ``--repeats``. Peak memory of our engine at 8/16/32 frames is measured in fresh subprocesses.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_text2video.py --json bench/results.json
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_text2video.py --json /tmp/t2v.json
 
 diffusers' ``TextToVideoZeroPipeline`` is imported here only as a comparison baseline, never by the product.
 """
@@ -12,25 +12,25 @@ diffusers' ``TextToVideoZeroPipeline`` is imported here only as a comparison bas
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# OpenMP threads that spin while waiting turn a shared, loaded CPU into 10x timing swings (measured: the same UNet
-# batch took 0.8-12.5 s); sleeping waits cost ~25 % when idle but are stable. Same for every contender. Override by
+# OpenMP threads that spin while waiting turn a shared, loaded CPU into 10x timing swings (measured: the same 5 UNet
+# calls took 0.8-12.5 s); sleeping waits cost ~25 % when idle but are stable. Same for every contender. Override by
 # setting OMP_WAIT_POLICY=ACTIVE in the environment.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
+from bench_report import measure_memory, mem_child, report, targets  # noqa: E402
 from sd_components import ModelConfig, build_model, ddim  # noqa: E402
 
 from t2vz_backend.context import JobContext  # noqa: E402
@@ -40,7 +40,6 @@ from t2vz_backend.schedule import plan_schedule  # noqa: E402
 from t2vz_backend.text_to_video import text_to_video  # noqa: E402
 
 PROMPT = "a cat running on the beach"
-TARGETS = {"ours_vs_base": 1.00, "ours_vs_old": 0.90, "mem_32_vs_8": 1.15}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,12 +51,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--chunks", default="8,4", help="our chunk sizes to time")
     p.add_argument("--guidance", type=float, default=7.5)
-    p.add_argument("--repeats", type=int, default=2, help="timed rounds per contender (best-of and median)")
-    p.add_argument("--warmup-steps", type=int, default=3, help="steps of the untimed warm-up run of each contender")
+    p.add_argument("--repeats", type=int, default=2, help="timed rounds (best-of, median); 0 = memory only")
+    p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run of each contender")
     p.add_argument("--mem-frames", default="8,16,32", help="frame counts for the peak-memory runs ('' = skip)")
     p.add_argument("--mem-chunk", type=int, default=4)
-    p.add_argument("--mem-steps", type=int, default=10, help="steps of the memory runs (peak does not depend on it)")
+    p.add_argument("--mem-steps", type=int, default=5, help="steps of the memory runs (peak does not depend on it)")
     p.add_argument("--vae-batch", type=int, default=2, help="our VAE decode batch (the product default)")
+    p.add_argument("--long-frames", type=int, default=0, help="also time a long video (e.g. 24; 0 = skip) ...")
+    p.add_argument("--long-chunk", type=int, default=8, help="... ours and diffusers' docs chunk loop at this chunk")
+    p.add_argument("--breakdown", action="store_true", help="time each UNet call and VAE decode inside the jobs")
     p.add_argument("--skip-old", action="store_true", help="do not time diffusers' TextToVideoZeroPipeline")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
@@ -94,55 +96,6 @@ def request(args, frames: int, chunk: int, steps: int) -> TextToVideoRequest:
                               scheduler="ddim", seed=0, vae_batch=args.vae_batch)
 
 
-def make_contenders(args, model) -> dict:
-    """name -> callable(steps) running one whole job (text encoding, denoising, decoding to uint8/float images)."""
-    from diffusers import StableDiffusionPipeline
-
-    parts = {k: getattr(model, k) for k in ("unet", "vae", "text_encoder", "tokenizer")}
-    common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-    sd = StableDiffusionPipeline(**parts, scheduler=ddim(model), **common)
-    sd.set_progress_bar_config(disable=True)
-    frames = args.frames
-    out: dict = {}
-
-    def base(steps):
-        images = sd(PROMPT, num_images_per_prompt=frames, num_inference_steps=steps, guidance_scale=args.guidance,
-                    height=args.size, width=args.size, generator=torch.Generator("cpu").manual_seed(0),
-                    output_type="np").images
-        assert len(images) == frames
-
-    out["base: 8 SD images"] = base
-
-    def ours(chunk):
-        def run(steps):
-            count = []
-            ctx = JobContext(on_frame=lambda index, image: count.append(index))  # frames discarded, as streamed
-            text_to_video(request(args, frames, chunk, steps), model, ctx)
-            assert count == list(range(frames))
-        return run
-
-    for chunk in (int(c) for c in args.chunks.split(",")):
-        out[f"ours: chunk {chunk}"] = ours(chunk)
-
-    if not args.skip_old:
-        from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
-            TextToVideoZeroPipeline,
-        )
-
-        old = TextToVideoZeroPipeline(**parts, scheduler=ddim(model), **common)
-        old.set_progress_bar_config(disable=True)
-
-        def old_run(steps):
-            t1, t0 = old_indices(model, steps)
-            video = old(PROMPT, video_length=frames, num_inference_steps=steps, guidance_scale=args.guidance,
-                        height=args.size, width=args.size, generator=torch.Generator("cpu").manual_seed(0),
-                        t0=t0, t1=t1, output_type="np").images
-            assert len(video) == frames
-
-        out["old: diffusers T2V-Zero"] = old_run
-    return out
-
-
 def old_indices(model, steps: int) -> tuple[int, int]:
     """diffusers' (t1, t0) indices from the end of the schedule that put T/T' where our engine puts them.
 
@@ -153,25 +106,117 @@ def old_indices(model, steps: int) -> tuple[int, int]:
     return steps - 1 - plan.t1_index, steps - 1 - plan.t0_index
 
 
-def frame_steps(name: str, model, args, steps: int) -> tuple[int, int]:
+def old_chunk_ids(frames: int, chunk: int) -> list[list[int]]:
+    """diffusers' documented long-video loop: chunk starts every chunk-1 frames, each chunk is [0] + its frames."""
+    starts = list(range(0, frames, chunk - 1))
+    ends = starts[1:] + [frames]
+    return [[0, *range(a, b)] for a, b in zip(starts, ends)]
+
+
+def make_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: int) -> dict:
+    """name -> callable(steps) running one whole job (text encoding, denoising, decoding to images).
+
+    ``old_chunk`` 0 times diffusers' pipeline in one call; N > 0 times its documented chunk loop (method.md §6.2).
+    """
+    from diffusers import StableDiffusionPipeline
+
+    parts = {k: getattr(model, k) for k in ("unet", "vae", "text_encoder", "tokenizer")}
+    common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    sd = StableDiffusionPipeline(**parts, scheduler=ddim(model), **common)
+    sd.set_progress_bar_config(disable=True)
+    size = {"height": args.size, "width": args.size, "guidance_scale": args.guidance}
+    out: dict = {}
+
+    def base(steps):
+        images = sd(PROMPT, num_images_per_prompt=frames, num_inference_steps=steps, output_type="np",
+                    generator=torch.Generator("cpu").manual_seed(0), **size).images
+        assert len(images) == frames
+
+    out[f"base: {frames} SD images"] = base
+
+    def ours(chunk):
+        def run(steps):
+            seen = []
+            ctx = JobContext(on_frame=lambda index, image: seen.append(index))  # frames discarded, as streamed
+            text_to_video(request(args, frames, chunk, steps), model, ctx)
+            assert seen == list(range(frames))
+        return run
+
+    for chunk in our_chunks:
+        out[f"ours: chunk {chunk}"] = ours(chunk)
+    if args.skip_old:
+        return out
+    from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
+        TextToVideoZeroPipeline,
+    )
+
+    old = TextToVideoZeroPipeline(**parts, scheduler=ddim(model), **common)
+    old.set_progress_bar_config(disable=True)
+    groups = old_chunk_ids(frames, old_chunk) if old_chunk else [list(range(frames))]
+
+    def old_run(steps):
+        t1, t0 = old_indices(model, steps)
+        kept = 0
+        for ids in groups:  # the docs loop re-seeds before every chunk and drops each chunk's output 0
+            video = old(PROMPT, video_length=len(ids), num_inference_steps=steps, output_type="np", t0=t0, t1=t1,
+                        generator=torch.Generator("cpu").manual_seed(0), frame_ids=ids, **size).images
+            kept += len(video) - (1 if old_chunk else 0)
+        assert kept == frames
+
+    out["old: diffusers T2V-Zero" + (f", docs loop chunk {old_chunk}" if old_chunk else "")] = old_run
+    return out
+
+
+def frame_steps(name: str, model, frames: int, steps: int, old_chunk: int) -> tuple[int, int]:
     """(UNet frame-steps, UNet calls) of one run, from the schedule (method.md §12.3; a CFG pair counts once)."""
     plan = plan_schedule(ddim(model), steps, 881, 941)
-    f = args.frames
+    pre, main = plan.t0_index, plan.main_steps
     if name.startswith("base"):
-        return steps * f, steps
+        return steps * frames, steps
     if name.startswith("old"):
-        return plan.t0_index + plan.main_steps * f, plan.t0_index + plan.main_steps
+        groups = old_chunk_ids(frames, old_chunk) if old_chunk else [list(range(frames))]
+        return len(groups) * pre + main * sum(map(len, groups)), len(groups) * (pre + main)
     chunk = int(name.rsplit(" ", 1)[1])
-    return plan.t0_index + plan.main_steps * f, plan.t0_index + plan.main_steps * (1 + len(chunks(f, chunk)))
+    return pre + main * frames, pre + main * (1 + len(chunks(frames, chunk)))
 
 
-def time_contenders(args, model) -> dict:
-    runs = make_contenders(args, model)
+class Breakdown:
+    """``--breakdown``: time every UNet forward (by batch size) and VAE decode of a job, to locate overheads."""
+
+    def __init__(self, model, device: str) -> None:
+        self.acc: dict[str, list] = {}
+        for module, label in ((model.unet, "unet b{}"), (model.vae, "vae")):
+            attr = "forward" if label.startswith("unet") else "decode"
+            inner = getattr(module, attr)
+
+            def timed(x, *a, _inner=inner, _label=label, **k):
+                sync(device)
+                start = time.perf_counter()
+                out = _inner(x, *a, **k)
+                sync(device)
+                slot = self.acc.setdefault(_label.format(x.shape[0]), [0, 0.0])
+                slot[0] += 1
+                slot[1] += time.perf_counter() - start
+                return out
+
+            setattr(module, attr, timed)  # an instance attribute shadows the method for this benchmark only
+
+    def take(self, total: float) -> dict:
+        out = {k: {"calls": n, "s": t} for k, (n, t) in sorted(self.acc.items())}
+        out["other_s"] = total - sum(t for _, t in self.acc.values())
+        self.acc.clear()
+        return out
+
+
+def time_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: int = 0) -> dict:
+    runs = make_contenders(args, model, frames, our_chunks, old_chunk)
     names = list(runs)
     for name in names:  # untimed warm-up: lazy initialisation, allocator growth, first-call overheads
         runs[name](args.warmup_steps)
     times: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}  # process CPU time: less sensitive to other load
+    parts: dict[str, list[dict]] = {n: [] for n in names}
+    probe = Breakdown(model, args.device) if args.breakdown else None
     for r in range(args.repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
@@ -182,126 +227,30 @@ def time_contenders(args, model) -> dict:
             sync(args.device)
             times[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
-            print(f"  round {r + 1}/{args.repeats}  {name:<26} {times[name][-1]:8.2f} s wall "
+            print(f"  round {r + 1}/{args.repeats}  {name:<46} {times[name][-1]:8.2f} s wall "
                   f"{cpu[name][-1]:8.2f} s cpu", flush=True)
+            if probe:
+                parts[name].append(probe.take(times[name][-1]))
+                print("    " + ", ".join(f"{k}: {v['calls']} calls {v['s']:.2f} s" if isinstance(v, dict)
+                                         else f"other {v:.2f} s" for k, v in parts[name][-1].items()), flush=True)
+    base = names[0]
+    old = names[-1] if not args.skip_old else None
     rows = {}
-    base, base_cpu = min(times[names[0]]), min(cpu[names[0]])
-    old_name = names[-1] if not args.skip_old else None
     for name in names:
-        fs, calls = frame_steps(name, model, args, args.steps)
+        fs, calls = frame_steps(name, model, frames, args.steps, old_chunk)
         best, best_cpu = min(times[name]), min(cpu[name])
         rows[name] = {"times_s": times[name], "cpu_s": cpu[name], "best_s": best,
                       "median_s": statistics.median(times[name]), "best_cpu_s": best_cpu,
-                      "unet_frame_steps": fs, "unet_calls": calls, "vs_base": best / base,
-                      "vs_old": best / min(times[old_name]) if old_name else None,
-                      "cpu_vs_base": best_cpu / base_cpu,
-                      "cpu_vs_old": best_cpu / min(cpu[old_name]) if old_name else None}
+                      "unet_frame_steps": fs, "unet_calls": calls, "vs_base": best / min(times[base]),
+                      "vs_old": best / min(times[old]) if old else None,
+                      "cpu_vs_base": best_cpu / min(cpu[base]),
+                      "cpu_vs_old": best_cpu / min(cpu[old]) if old else None}
+        if parts[name]:
+            rows[name]["breakdown"] = parts[name]
     return rows
 
 
-# ------------------------------------------------------------------------------------------------ peak memory
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def mem_child(args) -> None:
-    """One fresh-process run of our engine at ``--mem-child`` frames; prints one JSON line."""
-    _, model = setup(args)
-    gc.collect()
-    rss_before = _status_kib("VmRSS")
-    try:  # reset VmHWM to the current RSS, so the job's own peak is visible (Linux >= 4.0)
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        reset = True
-    except OSError:
-        reset = False
-    if args.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    text_to_video(request(args, args.mem_child, args.mem_chunk, args.mem_steps), model, JobContext())
-    result = {"frames": args.mem_child, "rss_before_job_mib": rss_before / 1024,
-              "job_peak_rss_mib": _status_kib("VmHWM") / 1024 if reset else None,
-              "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if args.device.startswith("cuda"):
-        result["cuda_peak_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    print("MEM " + json.dumps(result), flush=True)
-
-
-def measure_memory(args, argv: list[str]) -> list[dict]:
-    out = []
-    for frames in (int(f) for f in args.mem_frames.split(",") if f):
-        cmd = [sys.executable, os.path.abspath(__file__), *argv, "--mem-child", str(frames)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("MEM ")), None)
-        if proc.returncode or line is None:
-            raise RuntimeError(f"memory run at {frames} frames failed:\n{proc.stderr[-3000:]}")
-        row = json.loads(line[4:])
-        if row["job_peak_rss_mib"] is not None:
-            row["job_delta_mib"] = row["job_peak_rss_mib"] - row["rss_before_job_mib"]
-        out.append(row)
-        print(f"  {frames:3d} frames: process peak {row['process_peak_rss_mib']:.0f} MiB", flush=True)
-    first = out[0] if out else {}
-    for row in out:
-        for key in ("process_peak_rss_mib", "job_peak_rss_mib", "job_delta_mib", "cuda_peak_alloc_mib"):
-            if row.get(key) is not None and first.get(key):
-                row[key.replace("_mib", "_ratio")] = row[key] / first[key]
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ report
-
-
-def report(result: dict) -> str:
-    rows, mem, cfg = result["timing"], result["memory"], result["config"]
-    lines = [f"t2vz text->video benchmark: {cfg['frames']} frames, {cfg['size']}x{cfg['size']}, {cfg['steps']} DDIM "
-             f"steps, guidance {cfg['guidance']}, UNet {cfg['model']['unet_channels']}, {cfg['device']} "
-             f"{cfg['dtype']}, {cfg['threads']} threads (OMP_WAIT_POLICY={cfg['omp_wait_policy']}), "
-             f"best of {cfg['repeats']}",
-             "", f"{'contender':<24} {'frame-steps':>11} {'calls':>5} {'best s':>7} {'median s':>8} "
-             f"{'vs base':>7} {'vs old':>6} | {'cpu s':>7} {'vs base':>7} {'vs old':>6}"]
-    for name, r in rows.items():
-        vs_old = f"{r['vs_old']:.3f}" if r["vs_old"] else "-"
-        cpu_old = f"{r['cpu_vs_old']:.3f}" if r["cpu_vs_old"] else "-"
-        lines.append(f"{name:<24} {r['unet_frame_steps']:>11} {r['unet_calls']:>5} {r['best_s']:>7.2f} "
-                     f"{r['median_s']:>8.2f} {r['vs_base']:>7.3f} {vs_old:>6} | {r['best_cpu_s']:>7.2f} "
-                     f"{r['cpu_vs_base']:>7.3f} {cpu_old:>6}")
-    if mem:
-        lines += ["", f"peak memory, ours, chunk {cfg['mem_chunk']}, {cfg['mem_steps']} steps, fresh process each, "
-                  "frames discarded:", f"{'frames':>6} {'process peak MiB':>17} {'ratio':>6} {'job peak MiB':>13} "
-                  f"{'job delta MiB':>14} {'ratio':>6}"]
-        for m in mem:
-            job = f"{m['job_peak_rss_mib']:>13.0f} {m['job_delta_mib']:>14.1f} {m['job_delta_ratio']:>6.2f}" \
-                if m.get("job_peak_rss_mib") is not None else "-"
-            cuda = f"  cuda peak {m['cuda_peak_alloc_mib']:.0f} MiB" if "cuda_peak_alloc_mib" in m else ""
-            lines.append(f"{m['frames']:>6} {m['process_peak_rss_mib']:>17.0f} {m['process_peak_rss_ratio']:>6.3f} "
-                         f"{job}{cuda}")
-    lines += ["", "targets (reported, not asserted):"]
-    for key, value in result["targets"].items():
-        lines.append(f"  {key:<38} {value['measured']:.3f}  (target <= {value['target']:.2f})  "
-                     f"{'MET' if value['met'] else 'NOT MET'}")
-    return "\n".join(lines)
-
-
-def targets(rows: dict, mem: list[dict]) -> dict:
-    out = {}
-    base_key = "ours: chunk 8" if "ours: chunk 8" in rows else next(k for k in rows if k.startswith("ours"))
-    ours = rows[base_key]
-    out[f"{base_key} / 8 SD images"] = (ours["vs_base"], TARGETS["ours_vs_base"])
-    if ours["vs_old"]:
-        out[f"{base_key} / diffusers T2V-Zero"] = (ours["vs_old"], TARGETS["ours_vs_old"])
-    if mem:
-        last = mem[-1]
-        out[f"process peak RSS {last['frames']} / {mem[0]['frames']} frames"] = (
-            last["process_peak_rss_ratio"], TARGETS["mem_32_vs_8"])
-        if last.get("job_delta_ratio") is not None:
-            out[f"job RSS growth {last['frames']} / {mem[0]['frames']} frames"] = (
-                last["job_delta_ratio"], TARGETS["mem_32_vs_8"])
-    return {k: {"measured": m, "target": t, "met": m <= t} for k, (m, t) in out.items()}
+# ------------------------------------------------------------------------------------------------ main
 
 
 def without_json(argv: list[str]) -> list[str]:
@@ -319,24 +268,30 @@ def without_json(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.mem_child:
-        mem_child(args)
+    cfg, model = setup(args)
+    if args.mem_child:  # internal: one memory run in this fresh process
+        job = request(args, args.mem_child, args.mem_chunk, args.mem_steps)
+        print("MEM " + json.dumps(mem_child(args, functools.partial(text_to_video, job, model, JobContext()))))
         return 0
     started = time.perf_counter()
-    cfg, model = setup(args)
     print(f"model: {cfg.describe()}", flush=True)
-    timing = time_contenders(args, model)
+    timing = time_contenders(args, model, args.frames, [int(c) for c in args.chunks.split(",")]) \
+        if args.repeats else {}
+    long = time_contenders(args, model, args.long_frames, [args.long_chunk], args.long_chunk) \
+        if args.long_frames and args.repeats else {}
     del model
     gc.collect()
-    child_argv = without_json(argv)
-    memory = measure_memory(args, child_argv)
+    memory = measure_memory(os.path.abspath(__file__), [int(f) for f in args.mem_frames.split(",") if f],
+                            without_json(argv))
     config = {k: getattr(args, k) for k in ("steps", "size", "frames", "chunks", "guidance", "repeats", "device",
-                                            "dtype", "mem_chunk", "mem_steps", "vae_batch", "warmup_steps")}
+                                            "dtype", "mem_chunk", "mem_steps", "vae_batch", "warmup_steps",
+                                            "long_frames", "long_chunk")}
     config.update(model=cfg.describe(), threads=torch.get_num_threads(), scheduler="ddim", prompt=PROMPT,
                   omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
                   machine=f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}",
                   versions={"torch": torch.__version__, "diffusers": __import__("diffusers").__version__})
-    result = {"config": config, "timing": timing, "memory": memory, "targets": targets(timing, memory)}
+    result = {"config": config, "timing": timing, "long": long, "memory": memory,
+              "targets": targets(timing, memory, long)}
     result["wall_s"] = time.perf_counter() - started
     print("\n" + report(result) + f"\n\nwall time {result['wall_s']:.0f} s")
     if args.json:

@@ -1,0 +1,140 @@
+"""Peak-memory measurement (fresh subprocesses) and the printed report of bench_text2video.py."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+
+TARGETS = {"ours_vs_base": 1.00, "ours_vs_old": 0.90, "mem_32_vs_8": 1.15}
+
+
+# ------------------------------------------------------------------------------------------------ peak memory
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def mem_child(args, run_job) -> dict:
+    """Measure one job in this (fresh) process: ``run_job()`` runs our engine with frames discarded."""
+    import torch
+
+    gc.collect()
+    rss_before = _status_kib("VmRSS")
+    try:  # reset VmHWM to the current RSS so the job's own peak is visible (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    run_job()
+    result = {"frames": args.mem_child, "rss_before_job_mib": rss_before / 1024,
+              "job_peak_rss_mib": _status_kib("VmHWM") / 1024 if reset else None,
+              "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if args.device.startswith("cuda"):
+        result["cuda_peak_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def measure_memory(script: str, frame_counts: list[int], argv: list[str]) -> list[dict]:
+    """Run ``script argv --mem-child N`` for each N in a fresh process; ratios are to the first count."""
+    out = []
+    for frames in frame_counts:
+        cmd = [sys.executable, script, *argv, "--mem-child", str(frames)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=dict(os.environ))
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("MEM ")), None)
+        if proc.returncode or line is None:
+            raise RuntimeError(f"memory run at {frames} frames failed:\n{proc.stderr[-3000:]}")
+        row = json.loads(line[4:])
+        if row["job_peak_rss_mib"] is not None:
+            row["job_delta_mib"] = row["job_peak_rss_mib"] - row["rss_before_job_mib"]
+        out.append(row)
+        print(f"  {frames:3d} frames: process peak {row['process_peak_rss_mib']:.0f} MiB", flush=True)
+    first = out[0] if out else {}
+    for row in out:
+        for key in ("process_peak_rss_mib", "job_peak_rss_mib", "job_delta_mib", "cuda_peak_alloc_mib"):
+            if row.get(key) is not None and first.get(key):
+                row[key.replace("_mib", "_ratio")] = row[key] / first[key]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def _table(title: str, rows: dict) -> list[str]:
+    lines = ["", title, f"{'contender':<46} {'frame-steps':>11} {'calls':>5} {'best s':>7} {'median s':>8} "
+             f"{'vs base':>7} {'vs old':>6} | {'cpu s':>7} {'vs base':>7} {'vs old':>6}"]
+    for name, r in rows.items():
+        vs_old = f"{r['vs_old']:.3f}" if r["vs_old"] else "-"
+        cpu_old = f"{r['cpu_vs_old']:.3f}" if r["cpu_vs_old"] else "-"
+        lines.append(f"{name:<46} {r['unet_frame_steps']:>11} {r['unet_calls']:>5} {r['best_s']:>7.2f} "
+                     f"{r['median_s']:>8.2f} {r['vs_base']:>7.3f} {vs_old:>6} | {r['best_cpu_s']:>7.2f} "
+                     f"{r['cpu_vs_base']:>7.3f} {cpu_old:>6}")
+    return lines
+
+
+def report(result: dict) -> str:
+    mem, cfg = result["memory"], result["config"]
+    lines = [f"t2vz text->video benchmark: {cfg['size']}x{cfg['size']}, {cfg['steps']} DDIM steps, guidance "
+             f"{cfg['guidance']}, UNet {cfg['model']['unet_channels']}, {cfg['device']} {cfg['dtype']}, "
+             f"{cfg['threads']} threads (OMP_WAIT_POLICY={cfg['omp_wait_policy']}), best of {cfg['repeats']}"]
+    if result["timing"]:
+        lines += _table(f"{cfg['frames']} frames:", result["timing"])
+    if result.get("long"):
+        lines += _table(f"{cfg['long_frames']} frames, chunk {cfg['long_chunk']}:", result["long"])
+    if mem:
+        lines += ["", f"peak memory, ours, chunk {cfg['mem_chunk']}, {cfg['mem_steps']} steps, fresh process each, "
+                  "frames discarded:", f"{'frames':>6} {'process peak MiB':>17} {'ratio':>6} {'job peak MiB':>13} "
+                  f"{'job delta MiB':>14} {'ratio':>6}"]
+        for m in mem:
+            job = f"{m['job_peak_rss_mib']:>13.0f} {m['job_delta_mib']:>14.1f} {m['job_delta_ratio']:>6.2f}" \
+                if m.get("job_peak_rss_mib") is not None else "-"
+            cuda = f"  cuda peak {m['cuda_peak_alloc_mib']:.0f} MiB ({m['cuda_peak_alloc_ratio']:.2f})" \
+                if "cuda_peak_alloc_mib" in m else ""
+            lines.append(f"{m['frames']:>6} {m['process_peak_rss_mib']:>17.0f} {m['process_peak_rss_ratio']:>6.3f} "
+                         f"{job}{cuda}")
+    lines += ["", "targets (reported, not asserted; wall / cpu):"]
+    for key, value in result["targets"].items():
+        cpu = f" / {value['cpu']:.3f}" if value.get("cpu") is not None else ""
+        lines.append(f"  {key:<54} {value['measured']:.3f}{cpu}  (target <= {value['target']:.2f})  "
+                     f"{'MET' if value['met'] else 'NOT MET'}")
+    return "\n".join(lines)
+
+
+def targets(rows: dict, mem: list[dict], long_rows: dict | None = None) -> dict:
+    out = {}
+
+    def add(label, measured, target, cpu=None):
+        out[label] = {"measured": measured, "target": target, "cpu": cpu, "met": measured <= target}
+
+    for table in (rows, long_rows or {}):
+        if not table:
+            continue
+        names = list(table)
+        ours_name = next((n for n in names if n == "ours: chunk 8"), next(n for n in names if n.startswith("ours")))
+        ours, frames = table[ours_name], names[0].split()[1]
+        add(f"{ours_name} / {frames} SD images", ours["vs_base"], TARGETS["ours_vs_base"], ours["cpu_vs_base"])
+        if ours["vs_old"]:
+            add(f"{ours_name} / {names[-1].split(': ', 1)[1]}", ours["vs_old"], TARGETS["ours_vs_old"],
+                ours["cpu_vs_old"])
+    if mem:
+        last = mem[-1]
+        add(f"process peak RSS {last['frames']} / {mem[0]['frames']} frames", last["process_peak_rss_ratio"],
+            TARGETS["mem_32_vs_8"])
+        if last.get("job_delta_ratio") is not None:
+            add(f"job RSS growth {last['frames']} / {mem[0]['frames']} frames", last["job_delta_ratio"],
+                TARGETS["mem_32_vs_8"])
+        if last.get("cuda_peak_alloc_ratio") is not None:
+            add(f"CUDA peak {last['frames']} / {mem[0]['frames']} frames", last["cuda_peak_alloc_ratio"],
+                TARGETS["mem_32_vs_8"])
+    return out
