@@ -16,6 +16,7 @@ batch, N = tokens per frame, h = heads, d = head dim. Batches are branch-major: 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -160,12 +161,22 @@ def verify_installed(models: dict[str, torch.nn.Module]) -> None:
 
     Those switches call ``set_attn_processor`` and would silently turn cross-frame attention off, which shows up
     only as flicker (diffusers issue #2898). Memory options belong inside our processor (``query_chunk``).
+    Called every step, so it reads the ``attn1`` modules' processors directly from a list made once per model.
     """
     for prefix, model in models.items():
-        processors = model.attn_processors
-        for name in self_attention_names(model):
-            if not isinstance(processors[name], CrossFrameAttnProcessor):
+        for name, module in _self_attention_modules(model):
+            if not isinstance(module.processor, CrossFrameAttnProcessor):
                 raise T2VZError(
                     f"{prefix}.{name}: cross-frame attention was replaced during the job",
                     hint="do not enable attention slicing/xformers on a model in use; t2vz slices attention itself",
                 )
+
+
+_ATTN1_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _self_attention_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    if model not in _ATTN1_MODULES:
+        _ATTN1_MODULES[model] = [(name, module) for name, module in model.named_modules()
+                                 if name.endswith("attn1") and hasattr(module, "processor")]
+    return _ATTN1_MODULES[model]
