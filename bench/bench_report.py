@@ -121,12 +121,16 @@ def targets(rows: dict, mem: list[dict], long_rows: dict | None = None) -> dict:
         if not table:
             continue
         names = list(table)
-        ours_name = next((n for n in names if n == "ours: chunk 8"), next(n for n in names if n.startswith("ours")))
-        ours, frames = table[ours_name], names[0].split()[1]
-        add(f"{ours_name} / {frames} SD images", ours["vs_base"], TARGETS["ours_vs_base"], ours["cpu_vs_base"])
-        if ours["vs_old"]:
-            add(f"{ours_name} / {names[-1].split(': ', 1)[1]}", ours["vs_old"], TARGETS["ours_vs_old"],
-                ours["cpu_vs_old"])
+        # the default chunk (8) in each anchor layout; else the first of ours
+        ours_names = [n for n in names if n.startswith("ours: chunk 8")]
+        ours_names = ours_names or [n for n in names if n.startswith("ours")][:1]
+        frames = names[0].split()[1]
+        for ours_name in ours_names:
+            ours = table[ours_name]
+            add(f"{ours_name} / {frames} SD images", ours["vs_base"], TARGETS["ours_vs_base"], ours["cpu_vs_base"])
+            if ours["vs_old"]:
+                add(f"{ours_name} / {names[-1].split(': ', 1)[1]}", ours["vs_old"], TARGETS["ours_vs_old"],
+                    ours["cpu_vs_old"])
     if mem:
         last = mem[-1]
         add(f"process peak RSS {last['frames']} / {mem[0]['frames']} frames", last["process_peak_rss_ratio"],

@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help="SD 1.5's real sizes (random weights); implies --size 512")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--chunks", default="8,4", help="our chunk sizes to time")
+    p.add_argument("--layouts", default="exact,shared",
+                   help="our anchor layouts to time: exact (exact_anchor=True) and/or shared (False)")
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--repeats", type=int, default=2, help="timed rounds (best-of, median); 0 = memory only")
     p.add_argument("--warmup-steps", type=int, default=2, help="steps of the untimed warm-up run of each contender")
@@ -90,10 +92,10 @@ def sync(device: str) -> None:
 # ------------------------------------------------------------------------------------------------ contenders
 
 
-def request(args, frames: int, chunk: int, steps: int) -> TextToVideoRequest:
+def request(args, frames: int, chunk: int, steps: int, exact: bool = True) -> TextToVideoRequest:
     return TextToVideoRequest(output_dir="(in memory)", prompt=PROMPT, steps=steps, guidance=args.guidance,
                               width=args.size, height=args.size, frames=frames, chunk_size=chunk,
-                              scheduler="ddim", seed=0, vae_batch=args.vae_batch)
+                              exact_anchor=exact, scheduler="ddim", seed=0, vae_batch=args.vae_batch)
 
 
 def old_indices(model, steps: int) -> tuple[int, int]:
@@ -134,16 +136,18 @@ def make_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: 
 
     out[f"base: {frames} SD images"] = base
 
-    def ours(chunk):
+    def ours(chunk, exact):
         def run(steps):
             seen = []
             ctx = JobContext(on_frame=lambda index, image: seen.append(index))  # frames discarded, as streamed
-            text_to_video(request(args, frames, chunk, steps), model, ctx)
+            text_to_video(request(args, frames, chunk, steps, exact), model, ctx)
             assert seen == list(range(frames))
         return run
 
     for chunk in our_chunks:
-        out[f"ours: chunk {chunk}"] = ours(chunk)
+        for layout in args.layouts.split(","):
+            out[f"ours: chunk {chunk}" + (", shared anchor" if layout == "shared" else "")] = \
+                ours(chunk, layout == "exact")
     if args.skip_old:
         return out
     from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
@@ -176,8 +180,8 @@ def frame_steps(name: str, model, frames: int, steps: int, old_chunk: int) -> tu
     if name.startswith("old"):
         groups = old_chunk_ids(frames, old_chunk) if old_chunk else [list(range(frames))]
         return len(groups) * pre + main * sum(map(len, groups)), len(groups) * (pre + main)
-    chunk = int(name.rsplit(" ", 1)[1])
-    return pre + main * frames, pre + main * (1 + len(chunks(frames, chunk)))
+    chunk = int(name.split(",")[0].rsplit(" ", 1)[1])
+    return pre + main * frames, pre + main * len(chunks(frames, chunk, exact_anchor="shared" not in name))
 
 
 class Breakdown:

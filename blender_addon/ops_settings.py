@@ -15,7 +15,7 @@ SEED_MAX = 2**31 - 1  # IntProperty range
 LOADABLE = {
     "prompt": "prompt", "instruction": "prompt", "negative_prompt": "negative_prompt", "seed": "seed",
     "steps": "steps", "guidance": "guidance", "image_guidance": "image_guidance", "t0": "t0", "t1": "t1",
-    "chunk_size": "chunk_size", "smooth_bg_strength": "smooth_bg_strength",
+    "chunk_size": "chunk_size", "exact_anchor": "exact_anchor", "smooth_bg_strength": "smooth_bg_strength",
 }
 MODE_OF_TYPE = {"text2video": "TEXT2VIDEO", "controlnet": "CONTROLNET", "pix2pix": "PIX2PIX"}
 

@@ -109,6 +109,7 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         if settings.mode in (RB.CONTROLNET, RB.SCENE):
             layout.prop(settings, "control_scale")
         prop(layout, settings, "chunk_size", problems)
+        layout.prop(settings, "exact_anchor")
         draw_problems(layout, [p for key, group in problems.items() if key.startswith("prefs.") or key == ""
                                for p in group])
         self.draw_source(layout, context, settings)

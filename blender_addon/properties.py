@@ -69,6 +69,9 @@ class T2VZ_PG_settings(bpy.types.PropertyGroup):
                     "T in the paper; must be above t0", default=941, min=2, max=999)
     chunk_size: IntProperty(name="Chunk Size", description="Frames denoised together: lower needs less memory "
                             "and never changes the result", default=8, min=1, soft_max=32)
+    exact_anchor: BoolProperty(name="Exact First Frame", description="Give the first frame a denoising pass of "
+                               "its own each step, so it is bit-identical to a still with the same seed. Off: one "
+                               "pass fewer per step (faster), the first frame equal up to rounding", default=True)
     control_kind: EnumProperty(name="Control", description="What the ControlNet follows", items=CONTROL_KINDS,
                                default="CANNY")
     control_input: EnumProperty(name="Source", description="Whether the strips are footage or control maps",

@@ -25,7 +25,7 @@ FIELD_SETTINGS = {
     "width": "width", "height": "height", "long_side": "width",
     "frames": "frames", "frame_start": "frames", "frame_end": "frames",
     "motion_x": "motion", "motion_y": "motion", "t0": "t0", "t1": "t1",
-    "chunk_size": "chunk_size", "smooth_bg_strength": "smooth_bg_strength",
+    "chunk_size": "chunk_size", "exact_anchor": "exact_anchor", "smooth_bg_strength": "smooth_bg_strength",
     "model": "prefs.base_model", "device": "prefs.device", "dtype": "prefs.dtype", "vae_batch": "prefs.vae_batch",
 }
 
@@ -62,7 +62,8 @@ def frame_count(settings: Any) -> int:
 def _common(settings: Any, prefs: PrefsView, output_dir: str) -> dict[str, Any]:
     return {
         "output_dir": output_dir, "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-        "negative_prompt": settings.negative_prompt, "chunk_size": settings.chunk_size, "device": prefs.device,
+        "negative_prompt": settings.negative_prompt, "chunk_size": settings.chunk_size,
+        "exact_anchor": settings.exact_anchor, "device": prefs.device,
         "dtype": prefs.dtype, "offline": prefs.offline, "vae_batch": prefs.vae_batch,
     }
 

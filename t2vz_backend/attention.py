@@ -4,10 +4,13 @@ Every self-attention layer (``attn1``) of the UNet and of each ControlNet lets e
 keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) is left
 alone. The batch layout is never guessed from the batch size: the caller says how many branches there are.
 
-The loop is step-major (§6.3): at each denoising step the anchor runs first, alone (batch = G branches), in
-``record`` mode: it does ordinary self-attention and leaves its per-layer K/V in a cache. Then the other frames run
-in chunks of any size in ``replay`` mode against that cache. Nothing of the anchor is recomputed per chunk, and
-because the anchor never looks at other frames, chunking cannot change the result.
+The loop is step-major (§6.3). At each denoising step the first call runs in ``record`` mode: its batch holds the
+anchor as the first frame of every branch, optionally followed by more frames. Keys/values are projected from the
+anchor rows only, every row attends to them (for the anchor itself that is ordinary self-attention), and they are
+left in a cache. Any further chunks of frames run in ``replay`` mode against that cache. Nothing of the anchor is
+recomputed per chunk, and because the anchor never looks at other frames, chunking cannot change the result beyond
+the float rounding of differently sized batches. Running the anchor inside the first chunk, not in a call of its
+own, saves one UNet call per step: a 2-row call costs far more than its share of a batched one (docs/benchmarks.md).
 
 Notation: G = guidance branches (1 without CFG, 2 with CFG, 3 for Instruct-Pix2Pix), f = frames in the current
 batch, N = tokens per frame, h = heads, d = head dim. Batches are branch-major: rows [g*f, (g+1)*f) are branch g.
@@ -40,7 +43,7 @@ class CrossFrameState:
 
     @contextlib.contextmanager
     def recording(self, branches: int) -> Iterator[None]:
-        """Run the anchor batch (one row per branch): plain self-attention, K/V kept for the replay."""
+        """Run a batch whose first frame in every branch is the anchor: K/V from the anchor rows, kept for replay."""
         self.cache.clear()
         self.mode, self.branches = RECORD, branches
         try:
@@ -76,25 +79,27 @@ class CrossFrameAttnProcessor:
         rows, tokens, _ = hidden_states.shape
         heads = attn.heads
         query = attn.to_q(hidden_states)
-        if state.mode == REPLAY:
-            key, value = state.cache[state.scope + self.name]  # (G, h, N, d), projected once from the anchor rows
+        if state.mode == OFF:  # installed but outside the loop: ordinary per-row self-attention
+            key = _heads(attn.to_k(hidden_states), heads)
+            value = _heads(attn.to_v(hidden_states), heads)
+            out = _sdpa(_heads(query, heads), key, value, attn.scale, state.query_chunk)
+            out = out.transpose(1, 2).reshape(rows, tokens, -1)
+        else:
             branches = state.branches
             if rows % branches:
                 raise RuntimeError(f"{self.name}: {rows} rows do not split into {branches} branches")
             per_branch = rows // branches
+            if state.mode == REPLAY:
+                key, value = state.cache[state.scope + self.name]  # (G, h, N, d), projected once from the anchor
+            else:  # RECORD: row 0 of every branch is the anchor; project K/V from those rows only
+                anchor = hidden_states.view(branches, per_branch, tokens, -1)[:, 0] if per_branch > 1 else hidden_states
+                key = _heads(attn.to_k(anchor), heads)
+                value = _heads(attn.to_v(anchor), heads)
+                state.cache[state.scope + self.name] = (key, value)
             # Fold every frame of a branch into one long query sequence: softmax is per query row, so attending
             # (f*N) queries to the anchor's N keys is exactly f separate per-frame attentions, in one SDPA call.
             q = query.view(branches, per_branch * tokens, heads, -1).transpose(1, 2)
             out = _sdpa(q, key, value, attn.scale, state.query_chunk)
-            out = out.transpose(1, 2).reshape(rows, tokens, -1)
-        else:
-            key = _heads(attn.to_k(hidden_states), heads)
-            value = _heads(attn.to_v(hidden_states), heads)
-            if state.mode == RECORD:
-                if rows != state.branches:
-                    raise RuntimeError(f"{self.name}: anchor pass has {rows} rows, expected {state.branches}")
-                state.cache[state.scope + self.name] = (key, value)
-            out = _sdpa(_heads(query, heads), key, value, attn.scale, state.query_chunk)
             out = out.transpose(1, 2).reshape(rows, tokens, -1)
         out = attn.to_out[0](out.to(query.dtype))
         return attn.to_out[1](out)

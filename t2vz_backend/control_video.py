@@ -72,7 +72,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
     start_index = plan.t1_index if with_motion else 0
     if start_index and hasattr(main, "set_begin_index"):
         main.set_begin_index(start_index)
-    per_step = passes_per_step(len(frames), request.chunk_size)
+    per_step = passes_per_step(len(frames), request.chunk_size, request.exact_anchor)
     ctx.plan((plan.t0_index if with_motion else 0) + (len(plan.timesteps) - start_index) * per_step)
 
     # 4. Initial latents: StableDiffusionControlNetPipeline's noise for this seed, shared by every frame.
@@ -96,7 +96,8 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
         # 5. Step-major loop; each chunk's ControlNet input is that chunk's maps.
         generators = [gen0] + [frame_generator(request.seed, k, "step") for k in frames[1:]]
         latents = denoise(predictor, main, latents, frames, plan.raw[start_index:], state=state, models=models,
-                          chunk_size=request.chunk_size, ctx=ctx, generators=generators, first_index=start_index,
+                          chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
+                          generators=generators, first_index=start_index,
                           total_steps=len(plan.timesteps))
 
     # 6. Decode and stream.

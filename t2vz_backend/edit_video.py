@@ -79,7 +79,7 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     # 4. Per-frame noise; each frame's generator goes on to feed its stochastic scheduler steps.
     scheduler = model.make_scheduler(request.scheduler)
     scheduler.set_timesteps(request.steps)
-    ctx.plan(len(scheduler.timesteps) * passes_per_step(len(frames), request.chunk_size))
+    ctx.plan(len(scheduler.timesteps) * passes_per_step(len(frames), request.chunk_size, request.exact_anchor))
     generators = [anchor_generator(request.seed)] + [frame_generator(request.seed, k, "noise") for k in frames[1:]]
     shape = (1, 4, size[1] // _vae_scale(model.vae), size[0] // _vae_scale(model.vae))
     latents = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in generators])
@@ -91,7 +91,8 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     ctx.on_stage("denoise")
     with cross_frame_attention(models, state):
         latents = denoise(predictor, scheduler, latents, frames, tuple(scheduler.timesteps), state=state,
-                          models=models, chunk_size=request.chunk_size, ctx=ctx, generators=generators)
+                          models=models, chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
+                          generators=generators)
 
     # 6. Decode and stream.
     ctx.on_stage("decode")

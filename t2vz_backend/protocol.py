@@ -87,6 +87,10 @@ class JobRequest:
     frame_start: int = -1  # render only frames frame_start..frame_end (inclusive, 0-based); -1 = from the first
     frame_end: int = -1  # -1 = to the last
     chunk_size: int = 8  # frames denoised together (memory), never changes the result
+    # True: the anchor (frame 0) gets a UNet call of its own each step, so it is bit-identical to diffusers' still
+    # and to any sub-range render. False: it rides in the first chunk, one call fewer per step (faster; frame 0
+    # then equals the still up to float rounding, at most one 8-bit level).
+    exact_anchor: bool = True
     scheduler: str = "ddim"
     device: str = "auto"  # "auto", "cuda", "cuda:1", "mps", "cpu"
     dtype: str = "auto"  # "auto", "float16", "bfloat16", "float32"

@@ -1,8 +1,15 @@
 """The step-major video denoising loop shared by all three modes (method.md §5.3, §6.3).
 
-At every step: (1) the anchor (frame 0) runs alone, one row per guidance branch, recording its self-attention K/V;
-(2) the other frames run in chunks of ``chunk_size`` against that cache; (3) one scheduler step moves every frame.
-All frames' latents stay in memory (4·h·w values each); only the UNet activations scale with the chunk.
+At every step: (1) the first call runs in record mode: self-attention K/V come from the anchor (frame 0) rows
+and are kept; (2) the remaining frames run in chunks of ``chunk_size`` against that cache; (3) one scheduler step
+moves every frame. All frames' latents stay in memory (4·h·w values each); only the UNet activations scale with
+the chunk. Two layouts of the first call:
+
+* ``exact_anchor=True``: the anchor alone (G rows, the batch diffusers' still uses), then chunks of the other
+  frames. Frame 0 is bit-identical to the still and never depends on chunking or the frames rendered.
+* ``exact_anchor=False``: the anchor plus the next ``chunk_size - 1`` frames, so a clip that fits in one chunk
+  takes one UNet call per step. The same math, but matrix kernels pick different blockings for different batch
+  sizes, so frame 0 then matches the still only up to float rounding (measured: 1e-6, at most one 8-bit level).
 
 Stepping all frames in one ``scheduler.step`` call keeps multistep schedulers (DPM-Solver, UniPC) consistent, and
 per-frame generators (a list, which diffusers' ``randn_tensor`` draws from row by row) make stochastic schedulers'
@@ -95,18 +102,20 @@ def step_kwargs(scheduler, generators: list[torch.Generator] | None) -> dict:
     return {"generator": generators} if generators is not None and "generator" in accepted else {}
 
 
-def chunks(count: int, size: int) -> list[slice]:
-    """Slices over rows 1..count-1 (row 0 is the anchor) of at most ``size`` rows."""
-    return [slice(s, min(s + size, count)) for s in range(1, count, size)]
+def chunks(count: int, size: int, exact_anchor: bool = True) -> list[slice]:
+    """Row slices of one step's calls: the first holds the anchor (row 0), alone if ``exact_anchor``; then slices
+    of at most ``size`` rows up to ``count``."""
+    first = 1 if exact_anchor else min(size, count)
+    return [slice(0, first)] + [slice(s, min(s + size, count)) for s in range(first, count, size)]
 
 
-def passes_per_step(frames: int, chunk_size: int) -> int:
-    return 1 + len(chunks(frames, chunk_size))
+def passes_per_step(frames: int, chunk_size: int, exact_anchor: bool = True) -> int:
+    return len(chunks(frames, chunk_size, exact_anchor))
 
 
 def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames: Sequence[int],
             timesteps: Sequence, *, state: CrossFrameState, models: dict, chunk_size: int, ctx: JobContext,
-            generators: list[torch.Generator] | None = None, first_index: int = 0,
+            exact_anchor: bool = True, generators: list[torch.Generator] | None = None, first_index: int = 0,
             total_steps: int | None = None) -> torch.Tensor:
     """Denoise ``latents`` (one row per entry of ``frames``; ``frames[0]`` must be the anchor) over ``timesteps``.
 
@@ -120,13 +129,13 @@ def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames:
         verify_installed(models)
         index = first_index + i
         eps = torch.empty_like(latents)
+        first, *rest = chunks(len(frames), chunk_size, exact_anchor)
         with state.recording(g):
-            eps[:1] = predictor(scheduler, latents[:1], t, frames[:1], index, total)
+            eps[first] = predictor(scheduler, latents[first], t, frames[first], index, total)
         ctx.step()
-        parts = chunks(len(frames), chunk_size)
-        if parts:
+        if rest:
             with state.replaying(g):
-                for part in parts:
+                for part in rest:
                     eps[part] = predictor(scheduler, latents[part], t, frames[part], index, total)
                     ctx.step()
         latents = scheduler.step(eps, t, latents, **kwargs, return_dict=False)[0]

@@ -55,7 +55,7 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     main.set_timesteps(request.steps)
     if hasattr(main, "set_begin_index"):
         main.set_begin_index(plan.t1_index)  # multistep/sigma schedulers start counting at T
-    ctx.plan(plan.t0_index + plan.main_steps * passes_per_step(len(frames), request.chunk_size))
+    ctx.plan(plan.t0_index + plan.main_steps * passes_per_step(len(frames), request.chunk_size, request.exact_anchor))
 
     # 4. Anchor noise: exactly the latents StableDiffusionPipeline draws for this seed.
     gen0 = anchor_generator(request.seed)
@@ -77,7 +77,8 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
         # 8. Every frame from T down, step-major, anchor K/V recorded once per step and replayed per chunk.
         generators = [gen0] + [frame_generator(request.seed, k, "step") for k in frames[1:]]
         latents = denoise(predictor, main, latents, frames, plan.raw[plan.t1_index:], state=state,
-                          models=models, chunk_size=request.chunk_size, ctx=ctx, generators=generators)
+                          models=models, chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
+                          generators=generators)
 
     # 9. Decode in micro-batches; frames stream to the caller in order.
     ctx.on_stage("decode")

@@ -214,8 +214,8 @@ def settings(**changes):
     base = {"mode": "TEXT2VIDEO", "prompt": "a cat", "negative_prompt": "", "seed": 1, "steps": 2, "guidance": 7.5,
             "image_guidance": 1.5, "width": 64, "height": 32, "fit_source": True, "frames": 3,
             "use_frame_range": False, "frame_range_start": 1, "frame_range_end": 8, "motion": (2.0, -1.0), "t0": 881,
-            "t1": 941, "chunk_size": 2, "control_kind": "CANNY", "control_input": "EXTRACT", "control_scale": 0.8,
-            "smooth_bg": False, "smooth_bg_strength": 0.4}
+            "t1": 941, "chunk_size": 2, "exact_anchor": False, "control_kind": "CANNY", "control_input": "EXTRACT",
+            "control_scale": 0.8, "smooth_bg": False, "smooth_bg_strength": 0.4}
     base.update(changes)
     return SimpleNamespace(**base)
 
@@ -224,6 +224,7 @@ def test_request_per_mode():
     view = request_builder.PrefsView(base_model="tiny", pix2pix_model="p2p", controlnet_models={"canny": "cn"})
     t2v = request_builder.build_request(settings(), view, "/o")
     assert isinstance(t2v, protocol.TextToVideoRequest) and (t2v.motion_x, t2v.motion_y) == (0.02, -0.01)
+    assert t2v.exact_anchor is False and t2v.chunk_size == 2
     assert request_builder.build_request(settings(use_frame_range=True), view, "/o").frames == 8
     source = request_builder.SourceInput("/in", start=4, frames=5)
     cn = request_builder.build_request(settings(mode="CONTROLNET"), view, "/o", source=source)

@@ -67,6 +67,26 @@ def test_keys_and_values_come_from_the_anchor_of_the_same_branch(branches):
         assert not torch.allclose(out, _plain(attn, others), atol=1e-3)
 
 
+@pytest.mark.parametrize("branches", [1, 2, 3])
+def test_anchor_inside_the_first_chunk_equals_a_separate_anchor_pass(branches):
+    """exact_anchor=False: one record call holds the anchor and more frames; K/V still come from the anchor rows."""
+    attn = _attention()
+    anchor = torch.randn(branches, 10, 16)
+    others = torch.randn(branches * 3, 10, 16)
+    separate_anchor, separate_others = _cross(attn, anchor, others, branches)
+    # branch-major batch whose first frame in every branch is the anchor
+    joint = torch.cat([torch.cat([anchor[g:g + 1], others[g * 3:(g + 1) * 3]]) for g in range(branches)])
+    state = CrossFrameState()
+    proc = CrossFrameAttnProcessor("layer", state)
+    with state.recording(branches):
+        out = proc(attn, joint).view(branches, 4, 10, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(out[:, 0], separate_anchor, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(out[:, 1:].reshape(-1, 10, 16), separate_others, atol=1e-6, rtol=1e-6)
+    key, _ = state.cache["layer"]
+    assert key.shape[0] == branches  # projected from the anchor rows only, and kept for later chunks
+
+
 def test_query_chunking_gives_the_same_result():
     attn = _attention()
     anchor, others = torch.randn(2, 10, 16), torch.randn(6, 10, 16)

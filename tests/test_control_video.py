@@ -70,11 +70,11 @@ def test_multi_controlnet_frame_zero_equals_diffusers(tiny_sd, tiny_controlnet, 
     assert max_diff(np.asarray(still), frames[0]) == 0
 
 
-@pytest.mark.parametrize("chunk", [1, 3])
-def test_chunking_and_sub_ranges_do_not_change_frames(tiny_sd, tiny_controlnet, request_, full, chunk):
-    chunked = run(tiny_sd, [tiny_controlnet], request_, chunk_size=chunk)
+@pytest.mark.parametrize("chunk,exact", [(1, True), (3, True), (3, False), (8, False)])
+def test_chunking_and_sub_ranges_do_not_change_frames(tiny_sd, tiny_controlnet, request_, full, chunk, exact):
+    chunked = run(tiny_sd, [tiny_controlnet], request_, chunk_size=chunk, exact_anchor=exact)
     assert max(max_diff(chunked[k], full[k]) for k in full) <= 1
-    part = run(tiny_sd, [tiny_controlnet], request_, frame_start=2, chunk_size=chunk)
+    part = run(tiny_sd, [tiny_controlnet], request_, frame_start=2, chunk_size=chunk, exact_anchor=exact)
     assert sorted(part) == [2, 3] and max(max_diff(part[k], full[k]) for k in part) <= 1
 
 

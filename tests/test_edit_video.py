@@ -58,8 +58,10 @@ def test_frame_zero_equals_the_pix2pix_pipeline(tiny_pix2pix, request_, clip_dir
 def test_chunks_and_sub_ranges_never_change_a_frame(tiny_pix2pix, request_, scheduler):
     full = run(tiny_pix2pix, request_, scheduler=scheduler)
     chunked = run(tiny_pix2pix, request_, scheduler=scheduler, chunk_size=1)
+    shared = run(tiny_pix2pix, request_, scheduler=scheduler, chunk_size=3, exact_anchor=False)
     part = run(tiny_pix2pix, request_, scheduler=scheduler, frame_start=1, frame_end=2)
     assert max(max_diff(chunked[k], full[k]) for k in full) <= 1
+    assert max(max_diff(shared[k], full[k]) for k in full) <= 1
     assert sorted(part) == [1, 2] and max(max_diff(part[k], full[k]) for k in part) <= 1
 
 

@@ -64,6 +64,31 @@ def test_chunk_size_does_not_change_frames(tiny_sd, full, chunk):
     assert max(max_diff(chunked[k], full[k]) for k in full) <= 1
 
 
+def unet_batches(model, request) -> tuple[list[int], dict[int, np.ndarray]]:
+    """Run a job and record the batch size of every UNet call."""
+    sizes: list[int] = []
+    hook = model.unet.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
+    try:
+        ctx = JobContext.collecting()
+        text_to_video(request, model, ctx)
+    finally:
+        hook.remove()
+    return sizes, ctx.frames
+
+
+def test_shared_anchor_layout_is_one_call_per_step_and_the_same_video(tiny_sd, full):
+    exact_sizes, _ = unet_batches(tiny_sd, BASE)
+    shared_sizes, shared = unet_batches(tiny_sd, dataclasses.replace(BASE, exact_anchor=False))
+    # exact: every main step = anchor (2 rows: CFG) + frames 1-3 (6 rows); shared: one call of all 4 frames (8 rows)
+    main_steps = exact_sizes.count(6)
+    assert main_steps >= 2 and set(exact_sizes) == {2, 6}
+    assert sorted(shared_sizes) == sorted([2] * (len(exact_sizes) - 2 * main_steps) + [8] * main_steps)
+    assert max(max_diff(shared[k], full[k]) for k in full) <= 1
+    assert max_diff(shared[0], still(tiny_sd, BASE)) <= 1  # float rounding of a bigger batch only
+    part = run(tiny_sd, exact_anchor=False, chunk_size=2, frame_start=2)
+    assert sorted(part) == [2, 3] and max(max_diff(part[k], full[k]) for k in part) <= 1
+
+
 def test_sub_range_renders_exactly_those_frames_of_the_full_run(tiny_sd, full):
     part = run(tiny_sd, frame_start=2, frame_end=3)
     assert sorted(part) == [2, 3]
