@@ -1,10 +1,20 @@
-"""Text encoding, once per job (method.md §12.2): one embedding per distinct prompt, never a per-frame list."""
+"""Text encoding, once per job (method.md §12.2): one embedding per distinct prompt, never a per-frame list.
+
+Embeddings are also kept between jobs, per text encoder (a warm worker re-encodes neither the usual empty negative
+prompt nor a prompt it has seen). Each prompt is encoded alone, batch 1, as diffusers' pipelines do: a batched
+encode may round differently, and then a cached row would depend on which prompts shared its batch.
+"""
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+
+CACHE_SIZE = 32  # prompts kept per text encoder (77x768 floats each: 0.2 MB in float32)
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # text encoder -> OrderedDict[key, embedding]
 
 
 @torch.no_grad()
@@ -21,14 +31,27 @@ def encode_prompts(tokenizer, text_encoder, prompts: Sequence[str], device: torc
     return embeds.to(dtype=text_encoder.dtype, device=device)
 
 
+def cached_embedding(tokenizer, text_encoder, prompt: str, device: torch.device) -> torch.Tensor:
+    """The (1, tokens, dim) embedding of ``prompt``, from this text encoder's cache or encoded alone now."""
+    cache = _CACHE.setdefault(text_encoder, OrderedDict())
+    key = (prompt, str(device), tokenizer.model_max_length)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    embedding = encode_prompts(tokenizer, text_encoder, [prompt], device)
+    cache[key] = embedding
+    while len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+    return embedding
+
+
 class PromptTable:
     """Embeddings of a job's distinct prompts and the per-frame lookup that builds branch-major batches."""
 
     def __init__(self, tokenizer, text_encoder, device: torch.device, *, negative: str, prompts: Sequence[str],
                  per_frame: Sequence[str] = ()) -> None:
         distinct = list(dict.fromkeys([negative, *prompts, *per_frame]))
-        embeds = encode_prompts(tokenizer, text_encoder, distinct, device)
-        self._rows = {text: embeds[i:i + 1] for i, text in enumerate(distinct)}
+        self._rows = {text: cached_embedding(tokenizer, text_encoder, text, device) for text in distinct}
         self.negative = negative
         self.per_frame = list(per_frame)
         self.prompt = prompts[0] if prompts else ""
