@@ -49,6 +49,8 @@ HELP = {
     "seed": "random seed", "steps": "scheduler steps of the full schedule", "guidance": "classifier-free guidance",
     "width": "frame width, a multiple of 8", "height": "frame height, a multiple of 8", "frames": "number of frames",
     "chunk_size": "frames denoised together: lower needs less memory, never changes the result",
+    "model_config": "single-file checkpoints: a diffusers folder or hub id with the configs and tokenizer to use "
+                    "(needed offline unless SD 1.5's are in the Hugging Face cache)",
     "exact_anchor": "give frame 0 its own UNet call per step so it is bit-identical to a still "
                     "(--no-exact-anchor: one call fewer per step, frame 0 equal up to float rounding)",
     "scheduler": "sampler", "device": "auto, cpu, cuda, cuda:N or mps", "dtype": "precision",

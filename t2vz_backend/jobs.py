@@ -165,7 +165,8 @@ def _load_models(request: AnyRequest, cache: ModelCache) -> tuple[Any, list[Any]
     """The base model (and the ControlNets of a ControlNet job) from the cache, loading them on first use."""
     kind = "pix2pix" if isinstance(request, EditVideoRequest) else "sd"
     model = cache.base(request.model, kind=kind, device=request.device, dtype=request.dtype,
-                       offline=request.offline, allow_pickle=request.allow_pickle, loras=request.loras)
+                       offline=request.offline, allow_pickle=request.allow_pickle, loras=request.loras,
+                       config=request.model_config or None)
     controlnets = []
     if isinstance(request, ControlVideoRequest):
         from .loading import default_controlnet_ref

@@ -76,6 +76,9 @@ class JobRequest:
 
     output_dir: str = ""  # a fresh folder for this job's frames; must be empty unless ``overwrite``
     model: str = "tiny"  # "tiny" (built-in random smoke-test model), a hub id, a diffusers folder or a .safetensors
+    # single-file checkpoints only: a diffusers folder (or hub id) whose configs and tokenizer to use; needed offline
+    # unless SD 1.5's configs are already in the Hugging Face cache
+    model_config: str = ""
     loras: tuple[LoraSpec, ...] = ()
     seed: int = 0
     steps: int = 50  # scheduler steps of the full schedule (frame 0 matches a still made with this many)

@@ -78,6 +78,13 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         out.append(Problem("model", "no model given", "use 'tiny', a hub id, a diffusers folder or a .safetensors"))
     elif _looks_like_path(r.model) and not os.path.exists(os.path.expanduser(r.model)):
         out.append(Problem("model", f"model path {r.model!r} does not exist", "check the path, or give a hub id"))
+    if r.model_config:
+        if not r.model.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin")):
+            out.append(Problem("model_config", "model_config is only used with a single-file checkpoint model",
+                               "leave model_config empty for a diffusers folder or hub id"))
+        elif _looks_like_path(r.model_config) and not os.path.isdir(os.path.expanduser(r.model_config)):
+            out.append(Problem("model_config", f"model_config folder {r.model_config!r} does not exist",
+                               "give a local diffusers SD 1.5 folder (model_index.json, unet/, tokenizer/ ...)"))
     for i, lora in enumerate(r.loras):
         if not lora.path:
             out.append(Problem(f"loras[{i}].path", "a LoRA entry has no path", "give the LoRA .safetensors file"))

@@ -71,6 +71,7 @@ def test_help_explains_the_motion_unit(capsys):
     (["--motion-y", "inf"], "--motion-y: motion_y=inf is not a finite number"),
     (["--scheduler", "magic"], "--scheduler: unknown scheduler 'magic'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--model-config", "/no/such/sd15"], "--model-config: model_config is only used with a single-file"),
 ])
 def test_bad_values_are_one_line_errors_with_status_2(tmp_path, capsys, argv, words):
     out = tmp_path / "out"
@@ -151,3 +152,14 @@ def test_ctrl_c_cancels_and_removes_partial_output(tmp_path):
     rest = proc.stderr.read()
     assert proc.wait(60) == 130, rest
     assert "cancelled" in rest and not out.exists()
+
+
+def test_model_config_folder_must_exist(tmp_path, capsys):
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"x")
+    out = tmp_path / "out"
+    argv = ["text2video", "--prompt", "x", "--model", str(checkpoint), "--model-config", str(tmp_path / "nope"),
+            "--out", str(out)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--model-config: model_config folder" in err and "does not exist" in err and not out.exists()

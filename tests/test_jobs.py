@@ -26,8 +26,8 @@ class FakeCache:
         self.models: dict[tuple, SimpleNamespace] = {}
         self.cleared = 0
 
-    def base(self, ref, *, kind, device, dtype, offline, allow_pickle, loras):
-        key = (ref, kind, device, dtype, loras)
+    def base(self, ref, *, kind, device, dtype, offline, allow_pickle, loras, config=None):
+        key = (ref, kind, device, dtype, loras, config)
         return self.models.setdefault(key, SimpleNamespace(device="cpu", ref=ref, kind=kind))
 
     def clear(self) -> int:

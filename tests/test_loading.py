@@ -113,6 +113,21 @@ def test_single_ldm_checkpoint_with_local_config(tiny, paths: TinyPaths, tmp_pat
     assert model.scheduler_config["beta_schedule"] == "scaled_linear"
 
 
+def test_single_checkpoint_job_with_model_config_runs_offline(tiny, paths: TinyPaths, tmp_path) -> None:
+    """The request's model_config reaches the loader, so a downloaded .safetensors works without the network."""
+    from t2vz_backend.jobs import run_job
+    from t2vz_backend.model_cache import ModelCache
+    from t2vz_backend.protocol import Done, TextToVideoRequest
+
+    path = str(tmp_path / "tiny-sd.safetensors")
+    write_sd_checkpoint(path, tiny.unet, tiny.vae, tiny.text_encoder)
+    request = TextToVideoRequest(output_dir=str(tmp_path / "out"), model=path, model_config=paths.sd, offline=True,
+                                 prompt="a cat", frames=2, width=64, height=64, steps=2, t0=881, t1=941)
+    events: list = []
+    done = run_job(request, cache=ModelCache(), emit=events.append)
+    assert isinstance(done, Done) and len(done.frames) == 2 and all(os.path.isfile(f) for f in done.frames)
+
+
 def test_single_checkpoint_offline_without_config_fails_fast(tiny, tmp_path, empty_hub_cache) -> None:
     path = str(tmp_path / "tiny-sd.safetensors")
     write_sd_checkpoint(path, tiny.unet, tiny.vae, tiny.text_encoder)
