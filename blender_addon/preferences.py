@@ -41,6 +41,9 @@ class T2VZ_AP_preferences(bpy.types.AddonPreferences):
                ("mps", "MPS", "Apple Silicon"), ("cpu", "CPU", "No GPU")), default="auto")
     base_model: StringProperty(name="Base Model", description=f"Stable Diffusion 1.x model. {MODEL_HELP}",
                                default="stable-diffusion-v1-5/stable-diffusion-v1-5")
+    model_config: StringProperty(name="Checkpoint Configs", description="Only for a single .safetensors base "
+                                 "model: a local diffusers SD 1.5 folder whose configs and tokenizer to use (needed "
+                                 "offline unless they are in the model cache)", subtype="DIR_PATH", default="")
     controlnet_canny: StringProperty(name="ControlNet Edges", description=f"Canny ControlNet; empty: the "
                                      f"backend's default. {MODEL_HELP}", default="")
     controlnet_depth: StringProperty(name="ControlNet Depth", description=f"Depth ControlNet; empty: the "
@@ -93,6 +96,7 @@ def _model(value: str) -> str:
 def prefs_view(prefs) -> request_builder.PrefsView:
     return request_builder.PrefsView(
         base_model=_model(prefs.base_model), pix2pix_model=_model(prefs.pix2pix_model),
+        model_config=_model(prefs.model_config) if prefs.model_config.strip() else "",
         controlnet_models={"canny": _model(prefs.controlnet_canny), "depth": _model(prefs.controlnet_depth),
                            "pose": _model(prefs.controlnet_pose)},
         device=prefs.device, dtype=prefs.dtype, vae_batch=prefs.vae_batch, offline=effective_offline(prefs),

@@ -26,7 +26,8 @@ FIELD_SETTINGS = {
     "frames": "frames", "frame_start": "frames", "frame_end": "frames",
     "motion_x": "motion", "motion_y": "motion", "t0": "t0", "t1": "t1",
     "chunk_size": "chunk_size", "exact_anchor": "exact_anchor", "smooth_bg_strength": "smooth_bg_strength",
-    "model": "prefs.base_model", "device": "prefs.device", "dtype": "prefs.dtype", "vae_batch": "prefs.vae_batch",
+    "model": "prefs.base_model", "model_config": "prefs.model_config", "device": "prefs.device",
+    "dtype": "prefs.dtype", "vae_batch": "prefs.vae_batch",
 }
 
 
@@ -35,6 +36,7 @@ class PrefsView:
     """The preferences a request needs, as plain data."""
 
     base_model: str = "tiny"
+    model_config: str = ""  # configs folder for a single-file base model
     pix2pix_model: str = "tiny"
     controlnet_models: dict[str, str] = field(default_factory=dict)  # kind -> model ("" = backend default)
     device: str = "auto"
@@ -68,6 +70,12 @@ def _common(settings: Any, prefs: PrefsView, output_dir: str) -> dict[str, Any]:
     }
 
 
+def _base_config(prefs: PrefsView) -> str:
+    """The configs folder, only where the base model is a single checkpoint file (the backend refuses it otherwise)."""
+    single = prefs.base_model.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin"))
+    return prefs.model_config if single else ""
+
+
 def _size(settings: Any) -> dict[str, int]:
     """Source modes: keep the source's aspect with the long side from the settings, or force width x height."""
     if settings.fit_source:
@@ -89,9 +97,10 @@ def build_request(settings: Any, prefs: PrefsView, output_dir: str, source: Sour
     """The request the settings make; ``source``/``controls``/``mask_dir`` come from the staged job inputs."""
     common = _common(settings, prefs, output_dir)
     mode = settings.mode
+    base = {"model": prefs.base_model, "model_config": _base_config(prefs)}
     if mode == TEXT2VIDEO:
         return protocol.TextToVideoRequest(
-            **common, model=prefs.base_model, prompt=settings.prompt, width=settings.width, height=settings.height,
+            **common, **base, prompt=settings.prompt, width=settings.width, height=settings.height,
             frames=frame_count(settings), motion_x=settings.motion[0] / 100, motion_y=settings.motion[1] / 100,
             t0=settings.t0, t1=settings.t1, smooth_bg=settings.smooth_bg,
             smooth_bg_strength=settings.smooth_bg_strength, mask_dir=mask_dir,
@@ -102,12 +111,12 @@ def build_request(settings: Any, prefs: PrefsView, output_dir: str, source: Sour
             controls = (control_spec(settings, prefs, kind, source.path, source.start,
                                      extract=settings.control_input == "EXTRACT"),)
         return protocol.ControlVideoRequest(
-            **common, **_size(settings), model=prefs.base_model, prompt=settings.prompt, controls=controls,
+            **common, **_size(settings), **base, prompt=settings.prompt, controls=controls,
             frames=source.frames if source else 0,
         )
     if mode == SCENE:
         return protocol.ControlVideoRequest(
-            **common, **_size(settings), model=prefs.base_model, prompt=settings.prompt, controls=controls,
+            **common, **_size(settings), **base, prompt=settings.prompt, controls=controls,
             frames=frame_count(settings) if settings.use_frame_range else 0,
         )
     if mode == PIX2PIX:

@@ -35,7 +35,8 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
 
     box = layout.box()
     box.label(text="Models", icon="FILE_3D")
-    for name in ("base_model", "controlnet_canny", "controlnet_depth", "controlnet_pose", "pix2pix_model"):
+    for name in ("base_model", "model_config", "controlnet_canny", "controlnet_depth", "controlnet_pose",
+                 "pix2pix_model"):
         box.prop(prefs, name)
     box.prop(prefs, "hf_home")
 

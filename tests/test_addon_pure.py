@@ -235,6 +235,16 @@ def test_request_per_mode():
     assert (edit.model, edit.instruction, edit.input, edit.input_start, edit.width) == ("p2p", "a cat", "/in", 4, 64)
 
 
+def test_model_config_goes_with_a_single_file_base_model_only():
+    files = request_builder.PrefsView(base_model="/m/sd15.safetensors", model_config="/m/sd15-configs")
+    assert request_builder.build_request(settings(), files, "/o").model_config == "/m/sd15-configs"
+    folder = request_builder.PrefsView(base_model="/m/sd15", model_config="/m/sd15-configs")
+    assert request_builder.build_request(settings(), folder, "/o").model_config == ""
+    problems = request_builder.preview_problems(settings(), request_builder.PrefsView(
+        base_model=__file__.replace(".py", ".safetensors"), model_config="/no/such/configs"))
+    assert "prefs.model_config" in problems
+
+
 def test_preview_problems_are_keyed_by_setting():
     view = request_builder.PrefsView(base_model="/no/such/model.safetensors")
     problems = request_builder.preview_problems(settings(width=60, t0=950), view)
