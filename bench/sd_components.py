@@ -10,6 +10,9 @@ channels); only the widths shrink. Every other width follows the UNet's first bl
 * CLIP text encoder: 77 positions, 2 layers / 4 heads when reduced, CLIP ViT-L/14's 12 layers / 12 heads at full
   size; tokenizer: a byte-less letters-and-digits vocabulary written here (no merges).
 
+``build_controlnet`` makes a ControlNet of the same topology and ``build_model(..., kind="pix2pix")`` an
+Instruct-Pix2Pix UNet (8 input channels), for the guided-video benchmark.
+
 ``full=True`` gives SD 1.5's real sizes (random weights), for a spot check on a GPU.
 """
 
@@ -80,15 +83,19 @@ def build_tokenizer():
     return CLIPTokenizer(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt"), model_max_length=77)
 
 
-def build_components(cfg: ModelConfig, seed: int = 0) -> dict:
-    """Seeded random UNet, VAE, text encoder and tokenizer (eval mode, float32, CPU)."""
+def build_components(cfg: ModelConfig, seed: int = 0, in_channels: int = 4) -> dict:
+    """Seeded random UNet, VAE, text encoder and tokenizer (eval mode, float32, CPU).
+
+    ``in_channels=8`` gives an Instruct-Pix2Pix UNet (noisy latents + image latents), otherwise the same topology.
+    """
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=cfg.unet_channels,
+        sample_size=64, in_channels=in_channels, out_channels=4, layers_per_block=2,
+        block_out_channels=cfg.unet_channels,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
         cross_attention_dim=cfg.text_dim, attention_head_dim=8, norm_num_groups=_groups(cfg.unet_channels),
@@ -121,12 +128,27 @@ class BenchModel(types.SimpleNamespace):
         return make_scheduler(name, self.scheduler_config)
 
 
-def build_model(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32) -> BenchModel:
-    parts = build_components(cfg)
+def build_model(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                kind: str = "sd") -> BenchModel:
+    """``kind="pix2pix"``: the UNet takes 8 input channels, as Instruct-Pix2Pix's does."""
+    parts = build_components(cfg, in_channels=8 if kind == "pix2pix" else 4)
     for name in ("unet", "vae", "text_encoder"):
         parts[name].to(device=device, dtype=dtype)
     return BenchModel(**parts, scheduler_config=dict(SD15_SCHEDULER_CONFIG), device=torch.device(device),
-                      dtype=dtype, ref="bench-random", kind="sd")
+                      dtype=dtype, ref="bench-random", kind=kind)
+
+
+def build_controlnet(unet, seed: int = 3):
+    """A ControlNet of the UNet's topology (``ControlNetModel.from_unet``) whose zero convolutions get small random
+    weights, so its residuals are not all zero; on the UNet's device and dtype, eval mode."""
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in (*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out):
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 1e-2)
+    return net.to(device=unet.device, dtype=unet.dtype).eval().requires_grad_(False)
 
 
 def ddim(model: BenchModel):
