@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_report import measure_memory, mem_child  # noqa: E402
+from bench_report import measure_memory, mem_child, without_json  # noqa: E402
 from sd_components import ModelConfig, build_controlnet, build_model, ddim  # noqa: E402
 
 from t2vz_backend.context import JobContext  # noqa: E402
@@ -416,24 +416,6 @@ def targets(modes: dict) -> dict:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def vm_hwm_mib() -> float:
-    with open("/proc/self/status") as handle:
-        return next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:")) / 1024
-
-
-def child_argv(argv: list[str]) -> list[str]:
-    """``argv`` without --json (the children print their result instead)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif not arg.startswith("--json="):
-            out.append(arg)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -445,13 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = write_inputs(scratch, args.mem_child, args.size)
         parts = build_parts(args, args.mem_mode)
         run = make_runner(args, args.mem_mode, args.mem_who, parts, args.mem_child, inputs)
-        before = vm_hwm_mib()  # this process's peak so far: imports, inputs, model construction
-        row = mem_child(args, functools.partial(run, args.mem_steps))
-        # ru_maxrss (mem_child's process peak) is inherited from the parent across fork/exec on Linux, so a child of
-        # a big parent reports the parent's peak; this process's own peak is VmHWM before the reset, or the job's.
-        row["ru_maxrss_mib"] = row["process_peak_rss_mib"]
-        if row["job_peak_rss_mib"] is not None:
-            row["process_peak_rss_mib"] = max(before, row["job_peak_rss_mib"])
+        row = mem_child(args, functools.partial(run, args.mem_steps))  # process peak: this child's own VmHWM
         print("MEM " + json.dumps(row))
         return 0
     started = time.perf_counter()
@@ -473,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {mode} memory: {names[key]}", flush=True)
                 memory[key] = measure_memory(os.path.abspath(__file__), [int(f) for f in args.mem_frames.split(",")
                                                                          if f],
-                                             child_argv(argv) + ["--mem-mode", mode, "--mem-who", key])
+                                             without_json(argv) + ["--mem-mode", mode, "--mem-who", key])
         modes[mode] = {"names": names, "timing": timing, "memory": memory}
     config = {k: getattr(args, k) for k in ("steps", "size", "frames", "repeats", "chunk", "guidance",
                                             "image_guidance", "warmup_steps", "mem_frames", "mem_steps", "device",

@@ -29,6 +29,9 @@ def mem_child(args, run_job) -> dict:
 
     gc.collect()
     rss_before = _status_kib("VmRSS")
+    # This process's own peak so far (imports, model construction). Not ru_maxrss: on Linux that is inherited from
+    # the parent across fork/exec, so a child of a big benchmark process would report the parent's peak.
+    hwm_before = _status_kib("VmHWM")
     try:  # reset VmHWM to the current RSS so the job's own peak is visible (Linux >= 4.0)
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
@@ -38,12 +41,27 @@ def mem_child(args, run_job) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     run_job()
+    hwm_after = _status_kib("VmHWM")
     result = {"frames": args.mem_child, "rss_before_job_mib": rss_before / 1024,
-              "job_peak_rss_mib": _status_kib("VmHWM") / 1024 if reset else None,
-              "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "job_peak_rss_mib": hwm_after / 1024 if reset else None,
+              "process_peak_rss_mib": max(hwm_before, hwm_after) / 1024,
+              "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if args.device.startswith("cuda"):
         result["cuda_peak_alloc_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result
+
+
+def without_json(argv: list[str]) -> list[str]:
+    """``argv`` without ``--json PATH`` (memory children print their result instead of writing the file)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            out.append(arg)
+    return out
 
 
 def measure_memory(script: str, frame_counts: list[int], argv: list[str]) -> list[dict]:

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-from bench_report import measure_memory, mem_child, report, targets  # noqa: E402
+from bench_report import measure_memory, mem_child, report, targets, without_json  # noqa: E402
 from sd_components import ModelConfig, build_model, ddim  # noqa: E402
 
 from t2vz_backend.context import JobContext  # noqa: E402
@@ -255,18 +255,6 @@ def time_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: 
 
 
 # ------------------------------------------------------------------------------------------------ main
-
-
-def without_json(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif not arg.startswith("--json="):
-            out.append(arg)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
