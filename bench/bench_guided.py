@@ -30,7 +30,6 @@ import functools
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_report import measure_memory, mem_child, without_json  # noqa: E402
+from bench_report import finish, measure_memory, mem_child, run_info, without_json  # noqa: E402
+from guided_report import report, targets  # noqa: E402
 from sd_components import ModelConfig, build_controlnet, build_model, ddim  # noqa: E402
 
 from t2vz_backend.context import JobContext  # noqa: E402
@@ -57,7 +57,6 @@ PROMPT = "a robot dancing in the rain"
 INSTRUCTION = "make it snow"
 MODES = ("controlnet", "pix2pix")
 BRANCHES = {"controlnet": 2, "pix2pix": 3}  # CFG rows per frame: [uncond, cond] / [text+image, image, neither]
-TARGETS = {"time_vs_recipe": 0.95, "mem_32_vs_8": 1.15}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -348,71 +347,6 @@ def label(name: str, args) -> str:
     return name.format(chunk=args.chunk)
 
 
-# ------------------------------------------------------------------------------------------------ report
-
-
-def report(result: dict) -> str:
-    cfg = result["config"]
-    lines = [f"t2vz guided video vs diffusers' docs recipe: {cfg['size']}x{cfg['size']}, {cfg['steps']} DDIM steps, "
-             f"guidance {cfg['guidance']} (image {cfg['image_guidance']}), UNet {cfg['model']['unet_channels']}, "
-             f"{cfg['device']} {cfg['dtype']}, {cfg['threads']} threads (OMP_WAIT_POLICY={cfg['omp_wait_policy']}), "
-             f"rounds per frame count {cfg['repeats']}"]
-    for mode, res in result["modes"].items():
-        for frames, rows in res["timing"].items():
-            lines += ["", f"{mode}, {frames} frames (UNet/CN/other s: inside the best run):",
-                      f"{'contender':<48} {'UNet calls':>10} {'frame-steps':>11} {'CN calls':>8} {'best s':>7} "
-                      f"{'median s':>8} {'cpu s':>7} {'vs recipe':>9} {'cpu vs':>6} | {'UNet s':>7} {'CN s':>6} "
-                      f"{'other s':>7}"]
-            for r in rows.values():
-                cn = r["controlnet_calls"] if r["controlnet_calls"] is not None else "-"
-                cn_s = f"{r['best_controlnet_s']:.2f}" if r["best_controlnet_s"] is not None else "-"
-                lines.append(f"{r['name']:<48} {r['unet_calls']:>10} {r['unet_frame_steps']:>11} {cn:>8} "
-                             f"{r['best_s']:>7.2f} {r['median_s']:>8.2f} {r['best_cpu_s']:>7.2f} "
-                             f"{r['vs_recipe']:>9.3f} {r['cpu_vs_recipe']:>6.3f} | {r['best_unet_s']:>7.2f} "
-                             f"{cn_s:>6} {r['best_other_s']:>7.2f}")
-        if res["memory"]:
-            lines += ["", f"{mode}, peak memory ({cfg['mem_steps']} steps, fresh process each):",
-                      f"{'contender':<48} {'frames':>6} {'process peak MiB':>16} {'ratio':>6} {'job peak MiB':>12} "
-                      f"{'job delta MiB':>13} {'ratio':>6}"]
-            for key, runs in res["memory"].items():
-                for m in runs:
-                    job = (f"{m['job_peak_rss_mib']:>12.0f} {m['job_delta_mib']:>13.1f} {m['job_delta_ratio']:>6.2f}"
-                           if m.get("job_peak_rss_mib") is not None else "-")
-                    lines.append(f"{res['names'][key]:<48} {m['frames']:>6} {m['process_peak_rss_mib']:>16.0f} "
-                                 f"{m['process_peak_rss_ratio']:>6.3f} {job}")
-    lines += ["", "targets (reported, not asserted; wall / cpu):"]
-    for key, value in result["targets"].items():
-        cpu = f" / {value['cpu']:.3f}" if value.get("cpu") is not None else ""
-        lines.append(f"  {key:<70} {value['measured']:.3f}{cpu}  (target <= {value['target']:.2f})  "
-                     f"{'MET' if value['met'] else 'NOT MET'}")
-    return "\n".join(lines)
-
-
-def targets(modes: dict) -> dict:
-    out = {}
-
-    def add(name, measured, target, cpu=None):
-        out[name] = {"measured": measured, "target": target, "cpu": cpu, "met": measured <= target}
-
-    for mode, res in modes.items():
-        for frames, rows in res["timing"].items():
-            for key, r in rows.items():
-                if key.startswith("ours"):
-                    add(f"{mode}: {r['name']} / recipe, {frames} frames", r["vs_recipe"], TARGETS["time_vs_recipe"],
-                        r["cpu_vs_recipe"])
-        for key, runs in res["memory"].items():
-            if len(runs) < 2:
-                continue
-            last, first = runs[-1], runs[0]
-            span = f"{last['frames']} / {first['frames']} frames"
-            add(f"{mode}: {res['names'][key]}: process peak RSS {span}", last["process_peak_rss_ratio"],
-                TARGETS["mem_32_vs_8"])
-            if last.get("job_delta_ratio") is not None:
-                add(f"{mode}: {res['names'][key]}: job RSS growth {span}", last["job_delta_ratio"],
-                    TARGETS["mem_32_vs_8"])
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -455,18 +389,13 @@ def main(argv: list[str] | None = None) -> int:
                                             "image_guidance", "warmup_steps", "mem_frames", "mem_steps", "device",
                                             "dtype", "modes")}
     config["repeats"] = {str(k): v for k, v in args.repeats.items()}
-    config.update(model=cfg.describe() if cfg else None, threads=torch.get_num_threads(), scheduler="ddim",
-                  prompt=PROMPT, instruction=INSTRUCTION, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
-                  machine=f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}",
+    config.update(model=cfg.describe() if cfg else None, scheduler="ddim", prompt=PROMPT, instruction=INSTRUCTION,
                   exact_anchor_field={m: exact_anchor_variants(r)[0] is not None
                                       for m, r in (("controlnet", ControlVideoRequest), ("pix2pix", EditVideoRequest))},
-                  versions={"torch": torch.__version__, "diffusers": __import__("diffusers").__version__})
+                  **run_info())
     result = {"config": config, "modes": modes, "targets": targets(modes)}
     result["wall_s"] = time.perf_counter() - started
-    print("\n" + report(result) + f"\n\nwall time {result['wall_s']:.0f} s")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    finish(result, report(result), args.json)
     return 0
 
 

@@ -1,10 +1,12 @@
-"""Peak-memory measurement (fresh subprocesses) and the printed report of bench_text2video.py."""
+"""Peak-memory measurement (fresh subprocesses), the run record and the printed reports' shared parts;
+the report and target checks of bench_text2video.py."""
 
 from __future__ import annotations
 
 import gc
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -101,6 +103,38 @@ def _table(title: str, rows: dict) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------------------ shared report parts
+
+
+def run_info() -> dict:
+    """Threads, OpenMP wait policy, machine and library versions: recorded with every result."""
+    import torch
+
+    return {"threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}",
+            "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__}}
+
+
+def target_lines(results: dict, width: int) -> list[str]:
+    lines = ["", "targets (reported, not asserted; wall / cpu):"]
+    for key, value in results.items():
+        cpu = f" / {value['cpu']:.3f}" if value.get("cpu") is not None else ""
+        lines.append(f"  {key:<{width}} {value['measured']:.3f}{cpu}  (target <= {value['target']:.2f})  "
+                     f"{'MET' if value['met'] else 'NOT MET'}")
+    return lines
+
+
+def finish(result: dict, text: str, json_path: str) -> None:
+    """Print the report and write the result file (``--json``)."""
+    print("\n" + text + f"\n\nwall time {result['wall_s']:.0f} s")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+
+
+# ------------------------------------------------------------------------------------------------ text->video report
+
+
 def report(result: dict) -> str:
     mem, cfg = result["memory"], result["config"]
     lines = [f"t2vz text->video benchmark: {cfg['size']}x{cfg['size']}, {cfg['steps']} DDIM steps, guidance "
@@ -121,12 +155,7 @@ def report(result: dict) -> str:
                 if "cuda_peak_alloc_mib" in m else ""
             lines.append(f"{m['frames']:>6} {m['process_peak_rss_mib']:>17.0f} {m['process_peak_rss_ratio']:>6.3f} "
                          f"{job}{cuda}")
-    lines += ["", "targets (reported, not asserted; wall / cpu):"]
-    for key, value in result["targets"].items():
-        cpu = f" / {value['cpu']:.3f}" if value.get("cpu") is not None else ""
-        lines.append(f"  {key:<54} {value['measured']:.3f}{cpu}  (target <= {value['target']:.2f})  "
-                     f"{'MET' if value['met'] else 'NOT MET'}")
-    return "\n".join(lines)
+    return "\n".join(lines + target_lines(result["targets"], 54))
 
 
 def targets(rows: dict, mem: list[dict], long_rows: dict | None = None) -> dict:

@@ -16,7 +16,6 @@ import functools
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-from bench_report import measure_memory, mem_child, report, targets, without_json  # noqa: E402
+from bench_report import finish, measure_memory, mem_child, report, run_info, targets, without_json  # noqa: E402
 from sd_components import ModelConfig, build_model, ddim  # noqa: E402
 
 from t2vz_backend.context import JobContext  # noqa: E402
@@ -278,17 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     config = {k: getattr(args, k) for k in ("steps", "size", "frames", "chunks", "guidance", "repeats", "device",
                                             "dtype", "mem_chunk", "mem_steps", "vae_batch", "warmup_steps",
                                             "long_frames", "long_chunk")}
-    config.update(model=cfg.describe(), threads=torch.get_num_threads(), scheduler="ddim", prompt=PROMPT,
-                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
-                  machine=f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()}",
-                  versions={"torch": torch.__version__, "diffusers": __import__("diffusers").__version__})
+    config.update(model=cfg.describe(), scheduler="ddim", prompt=PROMPT, **run_info())
     result = {"config": config, "timing": timing, "long": long, "memory": memory,
               "targets": targets(timing, memory, long)}
     result["wall_s"] = time.perf_counter() - started
-    print("\n" + report(result) + f"\n\nwall time {result['wall_s']:.0f} s")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    finish(result, report(result), args.json)
     return 0
 
 
