@@ -1,8 +1,9 @@
 """Cross-frame attention (Text2Video-Zero, Sect. 3.2 of the paper; method.md §5, §6.3, §12.1).
 
 Every self-attention layer (``attn1``) of the UNet and of each ControlNet lets each frame's queries attend to the
-keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) is left
-alone. The batch layout is never guessed from the batch size: the caller says how many branches there are.
+keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) computes
+what it always did, with its keys/values projected once per job (text_attention.py). The batch layout is never
+guessed from the batch size: the caller says how many branches there are.
 
 The loop is step-major (§6.3). At each denoising step the first call runs in ``record`` mode: its batch holds the
 anchor as the first frame of every branch, optionally followed by more frames. Keys/values are projected from the
@@ -24,9 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from .errors import T2VZError
+from .sdpa import sdpa, split_heads
+from .text_attention import TextAttnProcessor, TextBatch, TextKVCache
 
 OFF, RECORD, REPLAY = "off", "record", "replay"
 
@@ -40,6 +42,8 @@ class CrossFrameState:
     query_chunk: int = 0  # >0: attend this many query tokens at a time (bounds memory on MPS); same result
     scope: str = ""  # which model call is running: one ControlNet may serve two controls with different maps
     cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    text: TextBatch | None = None  # the text of the model call in progress (set by the noise predictor)
+    text_cache: TextKVCache = field(default_factory=TextKVCache)  # per-job text K/V of every attn2
 
     @contextlib.contextmanager
     def recording(self, branches: int) -> Iterator[None]:
@@ -80,9 +84,9 @@ class CrossFrameAttnProcessor:
         heads = attn.heads
         query = attn.to_q(hidden_states)
         if state.mode == OFF:  # installed but outside the loop: ordinary per-row self-attention
-            key = _heads(attn.to_k(hidden_states), heads)
-            value = _heads(attn.to_v(hidden_states), heads)
-            out = _sdpa(_heads(query, heads), key, value, attn.scale, state.query_chunk)
+            key = split_heads(attn.to_k(hidden_states), heads)
+            value = split_heads(attn.to_v(hidden_states), heads)
+            out = sdpa(split_heads(query, heads), key, value, attn.scale, state.query_chunk)
             out = out.transpose(1, 2).reshape(rows, tokens, -1)
         else:
             branches = state.branches
@@ -93,30 +97,16 @@ class CrossFrameAttnProcessor:
                 key, value = state.cache[state.scope + self.name]  # (G, h, N, d), projected once from the anchor
             else:  # RECORD: row 0 of every branch is the anchor; project K/V from those rows only
                 anchor = hidden_states.view(branches, per_branch, tokens, -1)[:, 0] if per_branch > 1 else hidden_states
-                key = _heads(attn.to_k(anchor), heads)
-                value = _heads(attn.to_v(anchor), heads)
+                key = split_heads(attn.to_k(anchor), heads)
+                value = split_heads(attn.to_v(anchor), heads)
                 state.cache[state.scope + self.name] = (key, value)
             # Fold every frame of a branch into one long query sequence: softmax is per query row, so attending
             # (f*N) queries to the anchor's N keys is exactly f separate per-frame attentions, in one SDPA call.
             q = query.view(branches, per_branch * tokens, heads, -1).transpose(1, 2)
-            out = _sdpa(q, key, value, attn.scale, state.query_chunk)
+            out = sdpa(q, key, value, attn.scale, state.query_chunk)
             out = out.transpose(1, 2).reshape(rows, tokens, -1)
         out = attn.to_out[0](out.to(query.dtype))
         return attn.to_out[1](out)
-
-
-def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    rows, tokens, _ = x.shape
-    return x.view(rows, tokens, heads, -1).transpose(1, 2)
-
-
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, query_chunk: int) -> torch.Tensor:
-    # Pass the module's own scale: SDPA's default 1/sqrt(d) equals it for SD models, but that is not guaranteed.
-    if query_chunk <= 0 or q.shape[2] <= query_chunk:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
-    parts = [F.scaled_dot_product_attention(q[:, :, i:i + query_chunk], k, v, scale=scale)
-             for i in range(0, q.shape[2], query_chunk)]
-    return torch.cat(parts, dim=2)
 
 
 def _check_supported(attn, hidden_states: torch.Tensor, name: str) -> None:
@@ -134,9 +124,15 @@ def self_attention_names(model: torch.nn.Module) -> list[str]:
     return [name for name in model.attn_processors if name.endswith("attn1.processor")]
 
 
+def cross_attention_names(model: torch.nn.Module) -> list[str]:
+    """Processor names of the text cross-attention layers (``...attn2.processor``)."""
+    return [name for name in model.attn_processors if name.endswith("attn2.processor")]
+
+
 @contextlib.contextmanager
 def cross_frame_attention(models: dict[str, torch.nn.Module], state: CrossFrameState) -> Iterator[CrossFrameState]:
-    """Install cross-frame processors on every ``attn1`` of ``models`` (name → UNet/ControlNet) and always restore.
+    """Install cross-frame processors on every ``attn1`` of ``models`` (name → UNet/ControlNet), text processors
+    with per-job K/V on every ``attn2``, and always restore the originals.
 
     The original processors are saved and put back in ``finally``, so an exception (or a cancel) never leaves a
     model patched. ``verify_installed`` lets the loop detect code that swapped processors mid-job.
@@ -152,12 +148,16 @@ def cross_frame_attention(models: dict[str, torch.nn.Module], state: CrossFrameS
             new = dict(current)
             for name in self_attention_names(model):
                 new[name] = CrossFrameAttnProcessor(f"{prefix}.{name}", state)
+            for name in cross_attention_names(model):
+                new[name] = TextAttnProcessor(f"{prefix}.{name}", state, current[name])
             model.set_attn_processor(new)
         yield state
     finally:
         for prefix, processors in saved.items():
             models[prefix].set_attn_processor(processors)
         state.cache.clear()
+        state.text_cache.clear()
+        state.text = None
         state.mode = OFF
 
 

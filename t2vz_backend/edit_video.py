@@ -73,8 +73,9 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
         rows = torch.cat([latents_of[k] for k in fs])
         return torch.cat([rows, rows, torch.zeros_like(rows)]) if guided else rows
 
+    state = state or CrossFrameState()
     predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance,
-                               image_guidance=request.image_guidance, image_latents=image_latents)
+                               image_guidance=request.image_guidance, image_latents=image_latents, state=state)
 
     # 4. Per-frame noise; each frame's generator goes on to feed its stochastic scheduler steps.
     scheduler = model.make_scheduler(request.scheduler)
@@ -86,7 +87,6 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     latents = latents * scheduler.init_noise_sigma
 
     # 5. Step-major loop with cross-frame attention (UNet only: no ControlNet in this mode).
-    state = state or CrossFrameState()
     models = {"unet": model.unet}
     ctx.on_stage("denoise")
     with cross_frame_attention(models, state):

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .text_attention import TextBatch
+
 CACHE_SIZE = 32  # prompts kept per text encoder (77x768 floats each: 0.2 MB in float32)
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # text encoder -> OrderedDict[key, embedding]
 
@@ -56,16 +58,23 @@ class PromptTable:
         self.per_frame = list(per_frame)
         self.prompt = prompts[0] if prompts else ""
 
+    def key(self, frame: int) -> str:
+        """The prompt frame ``frame`` is conditioned on."""
+        return self.per_frame[frame] if self.per_frame else self.prompt
+
     def cond(self, frame: int) -> torch.Tensor:
-        return self._rows[self.per_frame[frame] if self.per_frame else self.prompt]
+        return self._rows[self.key(frame)]
 
     def uncond(self) -> torch.Tensor:
         return self._rows[self.negative]
 
-    def batch(self, layout: Sequence[str], frames: Sequence[int]) -> torch.Tensor:
-        """Rows for ``frames`` in each branch of ``layout`` ("cond" or "uncond"), branch-major."""
-        rows = []
-        for branch in layout:
-            for frame in frames:
-                rows.append(self.cond(frame) if branch == "cond" else self.uncond())
-        return torch.cat(rows)
+    def stack(self, layout: Sequence[str], key: str) -> torch.Tensor:
+        """The branch rows of one frame conditioned on ``key``, in ``layout`` order ("cond" or "uncond")."""
+        return torch.cat([self._rows[key] if branch == "cond" else self.uncond() for branch in layout])
+
+    def batch(self, layout: Sequence[str], frames: Sequence[int]) -> TextBatch:
+        """The text of a call on ``frames``: rows for each frame in each branch of ``layout``, branch-major, and
+        each frame's prompt, so text attention can project each distinct stack once per job."""
+        rows = [self.cond(frame) if branch == "cond" else self.uncond() for branch in layout for frame in frames]
+        return TextBatch(torch.cat(rows), len(layout), tuple(self.key(frame) for frame in frames),
+                         lambda key: self.stack(layout, key))

@@ -26,6 +26,7 @@ import torch
 
 from .attention import CrossFrameState, verify_installed
 from .context import JobContext
+from .text_attention import TextBatch
 
 
 @dataclass
@@ -60,7 +61,7 @@ class NoisePredictor:
 
     unet: torch.nn.Module
     branches: int
-    embeddings: Callable[[Sequence[int]], torch.Tensor]  # frames → (G·f, tokens, dim), branch-major
+    embeddings: Callable[[Sequence[int]], TextBatch]  # frames → their text, (G·f, tokens, dim) branch-major
     guidance: float
     image_guidance: float = 0.0
     image_latents: Callable[[Sequence[int]], torch.Tensor] | None = None  # frames → (G·f, 4, h, w) (pix2pix)
@@ -76,7 +77,10 @@ class NoisePredictor:
         g = self.branches
         model_input = torch.cat([latents] * g) if g > 1 else latents
         model_input = scheduler.scale_model_input(model_input, t)
-        embeds = self.embeddings(frames)
+        text = self.embeddings(frames)
+        embeds = text.embeds
+        if self.state is not None:
+            self.state.text = text  # lets text attention use its per-job K/V for exactly this tensor
         down, mid = None, None
         for i, control in enumerate(self.controls):
             if not control.active(step_index, total_steps):

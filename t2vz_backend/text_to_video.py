@@ -46,7 +46,9 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     branches = ("uncond", "cond") if request.guidance > 1 else ("cond",)
     table = PromptTable(model.tokenizer, model.text_encoder, device, negative=request.negative_prompt,
                         prompts=[request.prompt], per_frame=request.frame_prompts)
-    predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance)
+    state = state or CrossFrameState()
+    predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance,
+                               state=state)
 
     # 3. Schedule: the scheduler's grid for S steps; T and T′ placed on it by noise level.
     pre = model.make_scheduler(request.scheduler)
@@ -61,7 +63,6 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     gen0 = anchor_generator(request.seed)
     x = randn_tensor((1, 4, h, w), generator=gen0, device=device, dtype=dtype) * pre.init_noise_sigma
 
-    state = state or CrossFrameState()
     models = {"unet": model.unet}
     ctx.on_stage("denoise")
     with cross_frame_attention(models, state):

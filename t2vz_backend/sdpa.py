@@ -1,0 +1,26 @@
+"""Scaled-dot-product helpers shared by the cross-frame and the text attention processors."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(rows, tokens, h·d) → (rows, h, tokens, d), a view."""
+    rows, tokens, _ = x.shape
+    return x.view(rows, tokens, heads, -1).transpose(1, 2)
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, query_chunk: int = 0) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with the module's own scale, optionally ``query_chunk`` queries at a time.
+
+    SDPA's default 1/sqrt(d) equals Stable Diffusion's scale, but that is not guaranteed for every model. Chunking
+    the queries bounds the memory of kernels that materialise scores (MPS) and gives the same result: softmax is
+    per query row.
+    """
+    if query_chunk <= 0 or q.shape[2] <= query_chunk:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    parts = [F.scaled_dot_product_attention(q[:, :, i:i + query_chunk], k, v, scale=scale)
+             for i in range(0, q.shape[2], query_chunk)]
+    return torch.cat(parts, dim=2)
