@@ -196,12 +196,4 @@ class T2VZ_OT_low_vram_preset(bpy.types.Operator):
 
 classes = (T2VZ_OT_check_backend, T2VZ_OT_install_deps, T2VZ_OT_stop_backend, T2VZ_OT_low_vram_preset)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -94,12 +94,4 @@ class T2VZ_OT_load_parameters(bpy.types.Operator):
 
 classes = (T2VZ_OT_random_seed, T2VZ_OT_show_parameters, T2VZ_OT_load_parameters)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -203,12 +203,4 @@ class T2VZ_PT_scene_passes(bpy.types.Panel):
 
 classes = (T2VZ_PT_main, T2VZ_PT_strip, T2VZ_PT_scene_passes)
 
-
-def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -2,8 +2,8 @@
 
 ``WorkerClient`` runs ``python -m t2vz_backend worker`` with a chosen interpreter in its own process group; a reader
 thread turns its stdout lines into protocol events in a ``queue.Queue`` (it never touches bpy), and its stderr goes
-to a log file and a ring buffer for error reports. ``InProcessRunner`` runs the same job dispatcher in a thread of
-the current process (the add-on's in-process mode) with the same interface and the same events.
+to a log file and a ring buffer for error reports. ``InProcessRunner`` (in_process.py, re-exported here) runs the same
+job dispatcher in a thread of the current process (the add-on's in-process mode) with the same interface and events.
 
 Two ways to consume events: ``poll()`` (non-blocking, for a modal operator's timer) or ``iter_events(job_id)`` /
 ``run(request)`` (blocking, for headless and synchronous drivers). A worker that dies mid-job turns into
@@ -21,10 +21,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import InvalidRequestError, T2VZError
+from .event_stream import EventStream
+from .in_process import InProcessRunner  # re-exported: the add-on's in-process mode
 from .outputs import partial_dir, remove_partial, resolve
 from .protocol import (
     PROTOCOL_VERSION,
@@ -52,70 +53,7 @@ class BackendError(T2VZError):
     kind = "backend"
 
 
-class _EventStream:
-    """Event queue plus the consuming side shared by both runners: poll, iter_events, run."""
-
-    def __init__(self) -> None:
-        self._events: queue.Queue[Event] = queue.Queue()
-        self._stash: collections.deque[Event] = collections.deque()  # other jobs' events met by iter_events
-        self._stash_lock = threading.Lock()
-
-    def submit(self, request: AnyRequest, job_id: str | None = None) -> str:
-        raise NotImplementedError
-
-    def poll(self) -> list[Event]:
-        """Every event received so far and not yet consumed, oldest first; never blocks."""
-        with self._stash_lock:
-            events = list(self._stash)
-            self._stash.clear()
-        while True:
-            try:
-                events.append(self._events.get_nowait())
-            except queue.Empty:
-                return events
-
-    def iter_events(self, job_id: str, timeout: float | None = None) -> Iterator[Event]:
-        """Yield the events of ``job_id`` up to and including its ``Done`` or ``Failed``; blocks.
-
-        ``timeout`` is the longest wait for the next event (``TimeoutError`` after it); events of other jobs are kept
-        for ``poll`` and later ``iter_events`` calls.
-        """
-        while True:
-            event = self._next_event(job_id, timeout)
-            yield event
-            if isinstance(event, (Done, Failed)):
-                return
-
-    def run(self, request: AnyRequest, *, on_event: Callable[[Event], None] | None = None,
-            timeout: float | None = None) -> Done | Failed:
-        """Submit ``request`` and block until it ends; returns its ``Done`` or ``Failed``."""
-        last: Event | None = None
-        for last in self.iter_events(self.submit(request), timeout):
-            if on_event is not None:
-                on_event(last)
-        assert isinstance(last, (Done, Failed))
-        return last
-
-    def _next_event(self, job_id: str, timeout: float | None) -> Event:
-        with self._stash_lock:
-            for event in self._stash:
-                if event.job_id == job_id:
-                    self._stash.remove(event)
-                    return event
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            try:
-                event = self._events.get(timeout=wait)
-            except queue.Empty:
-                raise TimeoutError(f"no event from job {job_id!r} for {timeout} s") from None
-            if event.job_id == job_id:
-                return event
-            with self._stash_lock:
-                self._stash.append(event)
-
-
-class WorkerClient(_EventStream):
+class WorkerClient(EventStream):
     """A backend worker subprocess and the events it sends."""
 
     def __init__(self, python: str, *, env: dict[str, str] | None = None, cwd: str | None = None,
@@ -352,54 +290,4 @@ def describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-class InProcessRunner(_EventStream):
-    """Runs jobs in a thread of this process (the add-on's in-process mode) with ``WorkerClient``'s interface."""
-
-    def __init__(self, *, previews: bool = True, cache: Any = None) -> None:
-        super().__init__()
-        self._previews = previews
-        self._cache = cache
-        self._dispatcher: Any = None
-
-    @property
-    def alive(self) -> bool:
-        return self._dispatcher is not None
-
-    def start(self) -> None:
-        if self._dispatcher is None:
-            from .worker import Dispatcher  # imports torch lazily, on the job thread
-
-            self._dispatcher = Dispatcher(self._events.put, cache=self._cache, previews=self._previews)
-            self._dispatcher.start()
-
-    def ping(self, timeout: float = 120.0) -> Pong:
-        self.start()
-        reply = self._dispatcher.pong(str(PROTOCOL_VERSION))
-        assert isinstance(reply, Pong)
-        return reply
-
-    def submit(self, request: AnyRequest, job_id: str | None = None) -> str:
-        self.start()
-        return self._dispatcher.submit(request, job_id or uuid.uuid4().hex[:12])
-
-    def cancel(self, job_id: str = "") -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.cancel(job_id)
-
-    def unload(self) -> None:
-        self.start()
-        self._dispatcher.handle(Unload())
-
-    def stop(self, grace: float = 10.0) -> int | None:
-        """Cancel every job and wait for the job thread to end (it ends within one denoising step)."""
-        if self._dispatcher is not None:
-            self._dispatcher.close(cancel=True)
-            self._dispatcher = None
-        return 0
-
-    def __enter__(self) -> InProcessRunner:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+__all__ = ["BackendError", "InProcessRunner", "WorkerClient", "describe_exit"]
