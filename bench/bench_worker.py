@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3, help="fresh workers started (default 3)")
     p.add_argument("--threads", type=int, default=1, help="OMP/MKL threads of the worker (default 1)")
+    p.add_argument("--device", default="cpu", help="the jobs' device: cpu, cuda, mps (default cpu)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--json", default="", help="also write the results here")
     args = p.parse_args(argv)
     if args.full:
@@ -128,8 +130,8 @@ def run_worker(args, model_dir: str, scratch: str, n: int, env: dict) -> dict:
         for k, prompt in enumerate(PROMPTS):
             request = TextToVideoRequest(
                 output_dir=os.path.join(scratch, f"out-{n}-{k}"), model=model_dir, prompt=prompt, seed=k,
-                steps=args.steps, width=args.size, height=args.size, frames=args.frames, device="cpu",
-                dtype="float32", offline=True)
+                steps=args.steps, width=args.size, height=args.size, frames=args.frames,
+                device=args.device, dtype=args.dtype, offline=True)
             jobs.append(timed_job(client, request, started))
         rss = peak_rss_mib(client.pid)
     finally:
@@ -227,7 +229,7 @@ def main(argv=None) -> int:
     print("\n" + report(runs, s))
     if args.json:
         config = {k: getattr(args, k) for k in ("size", "steps", "frames", "repeats", "threads")}
-        config.update(model=cfg.describe(), model_bytes=size, prompts=PROMPTS, device="cpu", dtype="float32",
+        config.update(model=cfg.describe(), model_bytes=size, prompts=PROMPTS, device=args.device, dtype=args.dtype,
                       omp_wait_policy=env.get("OMP_WAIT_POLICY"), **machine())
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as handle:
