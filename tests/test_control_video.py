@@ -9,6 +9,7 @@ import pytest
 import torch
 from diffusers import MultiControlNetModel, StableDiffusionControlNetPipeline
 from PIL import Image
+from text_attention_spy import FallbackCounter
 
 from t2vz_backend.context import JobContext
 from t2vz_backend.control_video import control_video
@@ -55,6 +56,13 @@ def test_frame_zero_equals_the_controlnet_pipeline(tiny_sd, tiny_controlnet, req
     assert sorted(full) == [0, 1, 2, 3]
     assert max_diff(np.asarray(still), full[0]) == 0
     assert max_diff(full[3], full[0]) > 0  # the maps drive the frames apart
+
+
+def test_text_attention_of_unet_and_controlnet_uses_the_per_job_cache(tiny_sd, tiny_controlnet, request_, full,
+                                                                      monkeypatch):
+    counter = FallbackCounter(monkeypatch)
+    assert max_diff(run(tiny_sd, [tiny_controlnet], request_)[3], full[3]) == 0
+    assert counter.fallbacks == {} and set(counter.cached) == {"unet", "controlnet0"}
 
 
 def test_multi_controlnet_frame_zero_equals_diffusers(tiny_sd, tiny_controlnet, request_, maps_dir):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionInstructPix2PixPipeline
 from PIL import Image
+from text_attention_spy import FallbackCounter
 
 from t2vz_backend.context import JobContext
 from t2vz_backend.edit_video import edit_video
@@ -52,6 +53,12 @@ def test_frame_zero_equals_the_pix2pix_pipeline(tiny_pix2pix, request_, clip_dir
                  generator=torch.Generator("cpu").manual_seed(5)).images[0]
     assert sorted(frames) == [0, 1, 2, 3] and frames[0].shape == (48, 64, 3)
     assert max_diff(np.asarray(still), frames[0]) <= 1  # float rounding of one 8-bit level at most
+
+
+def test_text_attention_uses_the_per_job_cache(tiny_pix2pix, request_, monkeypatch):
+    counter = FallbackCounter(monkeypatch)
+    assert sorted(run(tiny_pix2pix, request_)) == [0, 1, 2, 3]
+    assert counter.fallbacks == {} and set(counter.cached) == {"unet"}
 
 
 @pytest.mark.parametrize("scheduler", ["ddim", "euler_a"])
