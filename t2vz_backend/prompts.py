@@ -75,6 +75,7 @@ class PromptTable:
     def batch(self, layout: Sequence[str], frames: Sequence[int]) -> TextBatch:
         """The text of a call on ``frames``: rows for each frame in each branch of ``layout``, branch-major, and
         each frame's prompt, so text attention can project each distinct stack once per job."""
+        layout = tuple(layout)
         rows = [self.cond(frame) if branch == "cond" else self.uncond() for branch in layout for frame in frames]
-        return TextBatch(torch.cat(rows), len(layout), tuple(self.key(frame) for frame in frames),
-                         lambda key: self.stack(layout, key))
+        return TextBatch(torch.cat(rows), len(layout), tuple((layout, self.key(frame)) for frame in frames),
+                         lambda key: self.stack(*key))

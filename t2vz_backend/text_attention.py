@@ -31,7 +31,7 @@ class TextBatch:
 
     embeds: torch.Tensor
     branches: int
-    keys: tuple[Hashable, ...]  # one per frame of the call
+    keys: tuple[Hashable, ...]  # one per frame of the call; equal keys ⇔ equal stacks (layout and prompt)
     stack: Callable[[Hashable], torch.Tensor]  # key → (G, tokens, dim), the rows of one frame, branch order
 
 

@@ -37,3 +37,16 @@ def test_the_cache_is_bounded(tiny_sd, monkeypatch):
     for n in range(5):
         prompts.cached_embedding(model.tokenizer, model.text_encoder, f"prompt {n}", model.device)
     assert [key[0] for key in prompts._CACHE[model.text_encoder]] == ["prompt 2", "prompt 3", "prompt 4"]
+
+
+def test_a_batch_names_each_frames_stack(tiny_sd):
+    model = tiny_sd
+    table = PromptTable(model.tokenizer, model.text_encoder, model.device, negative="blurry", prompts=["a fox"],
+                        per_frame=["a fox", "a cat", "a fox"])
+    batch = table.batch(("uncond", "cond"), [0, 1, 2])
+    assert batch.branches == 2 and batch.embeds.shape[0] == 6
+    assert batch.keys[0] == batch.keys[2] != batch.keys[1]
+    for frame, key in enumerate(batch.keys):  # a stack is exactly the one-frame batch of a frame with that key
+        assert torch.equal(batch.stack(key), table.batch(("uncond", "cond"), [frame]).embeds)
+    pix2pix = table.batch(("cond", "uncond", "uncond"), [0])
+    assert pix2pix.keys[0] != batch.keys[0]  # the same prompt in another branch layout is another stack
