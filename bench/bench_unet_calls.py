@@ -10,6 +10,8 @@ Layouts, all with CFG (G = 2 branches), interleaved, best of ``--repeats``:
   base      one call, 2F rows, stock SDPA processors            (F independent SD images)
   old       one call, 2F rows, diffusers' CrossFrameAttnProcessor2_0 (TextToVideoZeroPipeline)
   ours/cN   anchor call (2 rows, record) + one call per chunk of <= N other frames (replay), t2vz processors
+            (text keys/values announced as a job does; projected once per timed step, a job does it once)
+  shared/cN the anchor inside the first chunk's call (exact_anchor=False), then chunks
   anchor    the anchor call alone, against its share of the batched call (2/2F of base)
 """
 
@@ -34,6 +36,7 @@ from sd_components import ModelConfig, build_model  # noqa: E402
 
 from t2vz_backend.attention import CrossFrameState, cross_frame_attention  # noqa: E402
 from t2vz_backend.sampler import chunks  # noqa: E402
+from t2vz_backend.text_attention import TextBatch  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -57,19 +60,21 @@ def main(argv=None) -> int:
     unet, f, side = model.unet, args.frames, args.size // 8
     torch.manual_seed(0)
     x = torch.randn(2 * f, 4, side, side, device=args.device, dtype=dtype)
-    text = torch.randn(2 * f, 77, cfg.text_dim, device=args.device, dtype=dtype)
+    prompt = torch.randn(2, 77, cfg.text_dim, device=args.device, dtype=dtype)  # [negative, prompt], as in a job
+    text = prompt.repeat_interleave(f, dim=0)  # branch-major: every frame of a branch has the same text
     t = torch.tensor(500, device=args.device)
+    stock = unet.attn_processors
+    state = CrossFrameState()
 
     def rows(idx):  # the same frames in both CFG branches (branch-major), as every engine lays them out
         sel = list(idx) + [f + i for i in idx]
         return x[sel], text[sel]
 
-    def call(idx):
+    def call(idx, announce=False):
         a, b = rows(idx)
+        if announce:  # what our noise predictor does: tell text attention which prompt stack each frame uses
+            state.text = TextBatch(b, 2, ("prompt",) * len(idx), lambda key: prompt)
         unet(a, t, encoder_hidden_states=b)
-
-    stock = unet.attn_processors
-    state = CrossFrameState()
 
     @contextlib.contextmanager
     def old_processors():
@@ -83,15 +88,15 @@ def main(argv=None) -> int:
         def run():
             first, *rest = chunks(f, size, exact)
             with state.recording(2):
-                call(range(first.start, first.stop))
+                call(range(first.start, first.stop), announce=True)
             with state.replaying(2):
                 for part in rest:
-                    call(range(part.start, part.stop))
+                    call(range(part.start, part.stop), announce=True)
         return run
 
     def anchor():
         with state.recording(2):
-            call([0])
+            call([0], announce=True)
 
     # name -> (processor installation, one step); processors are installed outside the timed region, as in a job
     ours_ctx = lambda: cross_frame_attention({"unet": unet}, state)  # noqa: E731
