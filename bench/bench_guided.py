@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_report import finish, measure_memory, mem_child, run_info, without_json  # noqa: E402
+from bench_report import finish, measure_memory, mem_child, rotated, run_info, timed, without_json  # noqa: E402
 from guided_report import report, targets  # noqa: E402
 from sd_components import ModelConfig, build_controlnet, build_model, ddim  # noqa: E402
 
@@ -101,11 +101,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--repeats: one value, or one per --frames entry")
     args.repeats = dict(zip(args.frames, reps * len(args.frames) if len(reps) == 1 else reps))
     return args
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -309,20 +304,14 @@ def time_mode(args, mode: str, parts: dict, inputs: dict[str, str]) -> dict:
         times: dict[str, list[float]] = {k: [] for k in keys}
         cpu: dict[str, list[float]] = {k: [] for k in keys}
         calls: dict[str, list[dict]] = {k: [] for k in keys}
-        names = list(keys)
-        for r in range(repeats):
-            for key in names[r % len(names):] + names[:r % len(names)]:
-                gc.collect()
-                sync(args.device)
-                start, start_cpu = time.perf_counter(), time.process_time()
-                runs[key](args.steps)
-                sync(args.device)
-                times[key].append(time.perf_counter() - start)
-                cpu[key].append(time.process_time() - start_cpu)
-                calls[key].append(counter.take())
-                inside = ", ".join(f"{n} {c['calls']} calls {c['s']:.2f} s" for n, c in calls[key][-1].items())
-                print(f"  {mode} {frames:3d} frames round {r + 1}/{repeats}  {label(keys[key], args):<48} "
-                      f"{times[key][-1]:8.2f} s wall {cpu[key][-1]:8.2f} s cpu  ({inside})", flush=True)
+        for r, key in rotated(list(keys), repeats):
+            wall, used = timed(runs[key], args.steps, args.device)
+            times[key].append(wall)
+            cpu[key].append(used)
+            calls[key].append(counter.take())
+            inside = ", ".join(f"{n} {c['calls']} calls {c['s']:.2f} s" for n, c in calls[key][-1].items())
+            print(f"  {mode} {frames:3d} frames round {r + 1}/{repeats}  {label(keys[key], args):<48} "
+                  f"{wall:8.2f} s wall {used:8.2f} s cpu  ({inside})", flush=True)
         recipe_best, recipe_cpu = min(times["recipe"]), min(cpu["recipe"])
         rows = {}
         for key in keys:

@@ -10,6 +10,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 
 TARGETS = {"ours_vs_base": 1.00, "ours_vs_old": 0.90, "mem_32_vs_8": 1.15}
 
@@ -115,6 +116,48 @@ def run_info() -> dict:
             "versions": {"torch": torch.__version__, "diffusers": __import__("diffusers").__version__}}
 
 
+def target_row(measured: float, target: float, cpu: float | None = None) -> dict:
+    """One reported target: the measured ratio (wall, and CPU time if given) against its limit."""
+    return {"measured": measured, "target": target, "cpu": cpu, "met": measured <= target}
+
+
+def memory_targets(prefix: str, runs: list[dict]) -> dict:
+    """Target rows for the last of ``runs`` (frame counts ascending) against the first: process peak, job growth,
+    CUDA peak, each where measured. ``prefix`` starts every label."""
+    first, last = runs[0], runs[-1]
+    span = f"{last['frames']} / {first['frames']} frames"
+    rows = {}
+    for label, key in (("process peak RSS", "process_peak_rss_ratio"), ("job RSS growth", "job_delta_ratio"),
+                       ("CUDA peak", "cuda_peak_alloc_ratio")):
+        if last.get(key) is not None:
+            rows[f"{prefix}{label} {span}"] = target_row(last[key], TARGETS["mem_32_vs_8"])
+    return rows
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def rotated(names: list[str], rounds: int):
+    """(round, name) for ``rounds`` rounds, the order rotated by one each round (no contender always goes first)."""
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            yield r, name
+
+
+def timed(run, steps: int, device: str) -> tuple[float, float]:
+    """Wall and process-CPU seconds of ``run(steps)``, after a garbage collection, synchronised on CUDA."""
+    gc.collect()
+    sync(device)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    run(steps)
+    sync(device)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
 def target_lines(results: dict, width: int) -> list[str]:
     lines = ["", "targets (reported, not asserted; wall / cpu):"]
     for key, value in results.items():
@@ -162,7 +205,7 @@ def targets(rows: dict, mem: list[dict], long_rows: dict | None = None) -> dict:
     out = {}
 
     def add(label, measured, target, cpu=None):
-        out[label] = {"measured": measured, "target": target, "cpu": cpu, "met": measured <= target}
+        out[label] = target_row(measured, target, cpu)
 
     for table in (rows, long_rows or {}):
         if not table:
@@ -179,13 +222,5 @@ def targets(rows: dict, mem: list[dict], long_rows: dict | None = None) -> dict:
                 add(f"{ours_name} / {names[-1].split(': ', 1)[1]}", ours["vs_old"], TARGETS["ours_vs_old"],
                     ours["cpu_vs_old"])
     if mem:
-        last = mem[-1]
-        add(f"process peak RSS {last['frames']} / {mem[0]['frames']} frames", last["process_peak_rss_ratio"],
-            TARGETS["mem_32_vs_8"])
-        if last.get("job_delta_ratio") is not None:
-            add(f"job RSS growth {last['frames']} / {mem[0]['frames']} frames", last["job_delta_ratio"],
-                TARGETS["mem_32_vs_8"])
-        if last.get("cuda_peak_alloc_ratio") is not None:
-            add(f"CUDA peak {last['frames']} / {mem[0]['frames']} frames", last["cuda_peak_alloc_ratio"],
-                TARGETS["mem_32_vs_8"])
+        out.update(memory_targets("", mem))
     return out

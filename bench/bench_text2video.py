@@ -29,7 +29,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-from bench_report import finish, measure_memory, mem_child, report, run_info, targets, without_json  # noqa: E402
+from bench_report import (  # noqa: E402
+    finish,
+    measure_memory,
+    mem_child,
+    report,
+    rotated,
+    run_info,
+    sync,
+    targets,
+    timed,
+    without_json,
+)
 from sd_components import ModelConfig, build_model, ddim  # noqa: E402
 
 from t2vz_backend.context import JobContext  # noqa: E402
@@ -81,11 +92,6 @@ def setup(args) -> tuple[ModelConfig, object]:
     torch.set_grad_enabled(False)
     cfg = ModelConfig.reduced(tuple(int(c) for c in args.channels.split(",")))
     return cfg, build_model(cfg, args.device, getattr(torch, args.dtype))
-
-
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 # ------------------------------------------------------------------------------------------------ contenders
@@ -220,22 +226,15 @@ def time_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: 
     cpu: dict[str, list[float]] = {n: [] for n in names}  # process CPU time: less sensitive to other load
     parts: dict[str, list[dict]] = {n: [] for n in names}
     probe = Breakdown(model, args.device) if args.breakdown else None
-    for r in range(args.repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            gc.collect()
-            sync(args.device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            runs[name](args.steps)
-            sync(args.device)
-            times[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-            print(f"  round {r + 1}/{args.repeats}  {name:<46} {times[name][-1]:8.2f} s wall "
-                  f"{cpu[name][-1]:8.2f} s cpu", flush=True)
-            if probe:
-                parts[name].append(probe.take(times[name][-1]))
-                print("    " + ", ".join(f"{k}: {v['calls']} calls {v['s']:.2f} s" if isinstance(v, dict)
-                                         else f"other {v:.2f} s" for k, v in parts[name][-1].items()), flush=True)
+    for r, name in rotated(names, args.repeats):
+        wall, used = timed(runs[name], args.steps, args.device)
+        times[name].append(wall)
+        cpu[name].append(used)
+        print(f"  round {r + 1}/{args.repeats}  {name:<46} {wall:8.2f} s wall {used:8.2f} s cpu", flush=True)
+        if probe:
+            parts[name].append(probe.take(wall))
+            print("    " + ", ".join(f"{k}: {v['calls']} calls {v['s']:.2f} s" if isinstance(v, dict)
+                                     else f"other {v:.2f} s" for k, v in parts[name][-1].items()), flush=True)
     base = names[0]
     old = names[-1] if not args.skip_old else None
     rows = {}

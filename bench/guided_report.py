@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench_report import target_lines
+from bench_report import memory_targets, target_lines, target_row
 
-TARGETS = {"time_vs_recipe": 0.95, "mem_32_vs_8": 1.15}
+TARGETS = {"time_vs_recipe": 0.95}  # memory: bench_report.TARGETS["mem_32_vs_8"]
 
 
 def report(result: dict) -> str:
@@ -41,24 +41,13 @@ def report(result: dict) -> str:
 
 def targets(modes: dict) -> dict:
     out = {}
-
-    def add(name, measured, target, cpu=None):
-        out[name] = {"measured": measured, "target": target, "cpu": cpu, "met": measured <= target}
-
     for mode, res in modes.items():
         for frames, rows in res["timing"].items():
             for key, r in rows.items():
                 if key.startswith("ours"):
-                    add(f"{mode}: {r['name']} / recipe, {frames} frames", r["vs_recipe"], TARGETS["time_vs_recipe"],
-                        r["cpu_vs_recipe"])
+                    out[f"{mode}: {r['name']} / recipe, {frames} frames"] = target_row(
+                        r["vs_recipe"], TARGETS["time_vs_recipe"], r["cpu_vs_recipe"])
         for key, runs in res["memory"].items():
-            if len(runs) < 2:
-                continue
-            last, first = runs[-1], runs[0]
-            span = f"{last['frames']} / {first['frames']} frames"
-            add(f"{mode}: {res['names'][key]}: process peak RSS {span}", last["process_peak_rss_ratio"],
-                TARGETS["mem_32_vs_8"])
-            if last.get("job_delta_ratio") is not None:
-                add(f"{mode}: {res['names'][key]}: job RSS growth {span}", last["job_delta_ratio"],
-                    TARGETS["mem_32_vs_8"])
+            if len(runs) >= 2:
+                out.update(memory_targets(f"{mode}: {res['names'][key]}: ", runs))
     return out
