@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rigify_metarig import rigify_human_metarig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,15 +32,6 @@ BASIC_METARIG = [
     "spine", "spine.001", "spine.002", "spine.003", "spine.004", "spine.005", "spine.006", "pelvis.L", "pelvis.R",
     "thigh.L", "thigh.R", "shin.L", "shin.R", "foot.L", "foot.R", "toe.L", "toe.R", "heel.02.L", "heel.02.R",
     "shoulder.L", "shoulder.R", "upper_arm.L", "upper_arm.R", "forearm.L", "forearm.R", "hand.L", "hand.R"]
-
-
-def _rigify_human_metarig() -> Path | None:
-    """Rigify's human metarig script inside the installed bpy wheel (found without importing bpy), if any."""
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(spec.submodule_search_locations[0]).glob("*/scripts/addons_core/rigify/metarigs/human.py"))
-    return found[-1] if found else None
 
 
 def mapped(names):
@@ -96,7 +88,7 @@ def test_basic_metarig():
 
 
 def test_rigify_human_metarig_names_map_all_18():
-    source = _rigify_human_metarig()
+    source = rigify_human_metarig()
     if source is None:
         pytest.skip("Rigify's human metarig is not bundled here")
     names = re.findall(r"edit_bones\.new\('([^']+)'\)", source.read_text())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
 from pathlib import Path
 
 import pytest
+from rigify_metarig import rigify_human_metarig
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.bpy
@@ -18,15 +18,6 @@ from blender_addon.scene_passes.bone_map import KEYPOINT_NAMES  # noqa: E402
 
 K = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 SCALE, TOP = 6.0, 4.0  # the orthographic camera sees x in -3..3 and z in -2..4
-
-
-def _rigify_human_metarig() -> Path | None:
-    """Rigify's human metarig script inside the installed bpy wheel, if any."""
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(spec.submodule_search_locations[0]).glob("*/scripts/addons_core/rigify/metarigs/human.py"))
-    return found[-1] if found else None
 
 
 def px(x: float, z: float) -> tuple[float, float]:
@@ -150,7 +141,7 @@ def test_bone_tags_win_and_neck_falls_back_to_the_shoulders(scene, tmp_path):
 
 
 def test_rigify_human_metarig_faces_the_camera(scene, tmp_path):
-    source = _rigify_human_metarig()
+    source = rigify_human_metarig()
     if source is None:
         pytest.skip("Rigify's human metarig is not bundled here")
     number = r"(-?[\d.]+), (-?[\d.]+), (-?[\d.]+)"
