@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import T2VZError
-from .sdpa import sdpa, split_heads
+from .sdpa import plain_sd_attention, sdpa, split_heads
 from .text_attention import TextAttnProcessor, TextBatch, TextKVCache
 
 OFF, RECORD, REPLAY = "off", "record", "replay"
@@ -113,8 +113,7 @@ def _check_supported(attn, hidden_states: torch.Tensor, name: str) -> None:
     """Refuse module options the stock SD UNet does not use, instead of silently computing something else."""
     if hidden_states.ndim != 3:
         raise T2VZError(f"{name}: cross-frame attention expects (batch, tokens, channels) input")
-    if (attn.spatial_norm is not None or attn.group_norm is not None or attn.norm_cross is not None
-            or attn.residual_connection or attn.rescale_output_factor != 1.0 or attn.norm_q is not None):
+    if not plain_sd_attention(attn):
         raise T2VZError(f"{name}: this attention layer uses options cross-frame attention does not implement",
                         hint="use a Stable Diffusion 1.5-class UNet")
 

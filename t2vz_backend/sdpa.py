@@ -6,6 +6,14 @@ import torch
 import torch.nn.functional as F
 
 
+def plain_sd_attention(attn) -> bool:
+    """True when an ``Attention`` module uses only the options of Stable Diffusion 1.5's layers, the ones both our
+    processors implement (no spatial/group/cross/q/k norms, residual connection or output rescaling)."""
+    return (attn.spatial_norm is None and attn.group_norm is None and attn.norm_cross is None
+            and not attn.residual_connection and attn.rescale_output_factor == 1.0 and attn.norm_q is None
+            and attn.norm_k is None)
+
+
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(rows, tokens, h·d) → (rows, h, tokens, d), a view."""
     rows, tokens, _ = x.shape

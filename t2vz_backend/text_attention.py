@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .sdpa import sdpa, split_heads
+from .sdpa import plain_sd_attention, sdpa, split_heads
 
 MAX_STACKS = 8  # distinct prompt stacks cached per job; more (many per-frame prompts) are projected per call
 
@@ -72,7 +72,7 @@ class TextAttnProcessor:
                  temb=None, *args, **kwargs) -> torch.Tensor:
         batch: TextBatch | None = self.state.text
         if (batch is None or encoder_hidden_states is not batch.embeds or attention_mask is not None or args
-                or kwargs or hidden_states.ndim != 3 or not _plain(attn)
+                or kwargs or hidden_states.ndim != 3 or not plain_sd_attention(attn)
                 or hidden_states.shape[0] != batch.branches * len(batch.keys)):
             return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         g, f = batch.branches, len(batch.keys)
@@ -105,10 +105,3 @@ def _groups(keys: Sequence[Hashable]) -> list[tuple[Hashable, list[int]]]:
     for i, key in enumerate(keys):
         found.setdefault(key, []).append(i)
     return list(found.items())
-
-
-def _plain(attn) -> bool:
-    """The options of a Stable Diffusion 1.5 ``attn2``; any other goes to the original processor."""
-    return (attn.spatial_norm is None and attn.group_norm is None and attn.norm_cross is None
-            and not attn.residual_connection and attn.rescale_output_factor == 1.0 and attn.norm_q is None
-            and attn.norm_k is None)
