@@ -48,10 +48,10 @@ from bench_report import finish, measure_memory, mem_child, rotated, run_info, t
 from guided_report import report, targets  # noqa: E402
 from sd_components import ModelConfig, build_controlnet, build_model, ddim  # noqa: E402
 
-from t2vz_backend.context import JobContext  # noqa: E402
-from t2vz_backend.control_video import control_video  # noqa: E402
-from t2vz_backend.edit_video import edit_video  # noqa: E402
+from t2vz_backend.pipelines.control_video import control_video  # noqa: E402
+from t2vz_backend.pipelines.edit_video import edit_video  # noqa: E402
 from t2vz_backend.protocol import ControlSpec, ControlVideoRequest, EditVideoRequest  # noqa: E402
+from t2vz_backend.sampling.context import JobContext  # noqa: E402
 
 PROMPT = "a robot dancing in the rain"
 INSTRUCTION = "make it snow"

@@ -43,11 +43,11 @@ from bench_report import (  # noqa: E402
 )
 from sd_components import ModelConfig, build_model, ddim  # noqa: E402
 
-from t2vz_backend.context import JobContext  # noqa: E402
+from t2vz_backend.pipelines.text_to_video import text_to_video  # noqa: E402
 from t2vz_backend.protocol import TextToVideoRequest  # noqa: E402
-from t2vz_backend.sampler import chunks  # noqa: E402
-from t2vz_backend.schedule import plan_schedule  # noqa: E402
-from t2vz_backend.text_to_video import text_to_video  # noqa: E402
+from t2vz_backend.sampling.context import JobContext  # noqa: E402
+from t2vz_backend.sampling.sampler import chunks  # noqa: E402
+from t2vz_backend.sampling.schedule import plan_schedule  # noqa: E402
 
 PROMPT = "a cat running on the beach"
 

@@ -34,9 +34,9 @@ from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_vid
 )
 from sd_components import ModelConfig, build_model  # noqa: E402
 
-from t2vz_backend.attention import CrossFrameState, cross_frame_attention  # noqa: E402
-from t2vz_backend.sampler import chunks  # noqa: E402
-from t2vz_backend.text_attention import TextBatch  # noqa: E402
+from t2vz_backend.attention.attention import CrossFrameState, cross_frame_attention  # noqa: E402
+from t2vz_backend.attention.text_attention import TextBatch  # noqa: E402
+from t2vz_backend.sampling.sampler import chunks  # noqa: E402
 
 
 def main(argv=None) -> int:

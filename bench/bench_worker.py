@@ -41,8 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sd_components import SD15_SCHEDULER_CONFIG, ModelConfig, build_components  # noqa: E402
 
-from t2vz_backend.client import WorkerClient  # noqa: E402
 from t2vz_backend.protocol import Done, Failed, Progress, TextToVideoRequest  # noqa: E402
+from t2vz_backend.service.client import WorkerClient  # noqa: E402
 
 PROMPTS = ("a cat running on the beach", "a dog walking in the snow")
 TARGET = 0.10  # warm time to first step <= 10 % of the cold one

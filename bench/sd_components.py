@@ -123,7 +123,7 @@ class BenchModel(types.SimpleNamespace):
     """The duck-typed model ``text_to_video`` takes: components, scheduler config, device, dtype, make_scheduler."""
 
     def make_scheduler(self, name: str):
-        from t2vz_backend.schedulers import make_scheduler
+        from t2vz_backend.sampling.schedulers import make_scheduler
 
         return make_scheduler(name, self.scheduler_config)
 

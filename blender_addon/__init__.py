@@ -12,7 +12,9 @@ _cli_handle = None
 
 
 def _modules() -> tuple:
-    from . import ops_backend, ops_generate, ops_settings, panels, preferences, properties
+    from . import preferences, properties
+    from .operators import ops_backend, ops_generate, ops_settings
+    from .ui import panels
 
     return (properties, preferences, ops_generate, ops_backend, ops_settings, panels)  # registered in this order
 
@@ -32,7 +34,7 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import session
+    from .core import session
 
     global _cli_handle
     if _cli_handle is not None:

@@ -14,8 +14,9 @@ from typing import Any
 
 import bpy
 
-from . import compat, jobs, paths, preferences, session
-from .errors import T2VZAddonError
+from . import jobs, preferences
+from .core import compat, paths, session
+from .core.errors import T2VZAddonError
 
 MODES = {"text2video": "TEXT2VIDEO", "restyle": "CONTROLNET", "edit": "PIX2PIX", "scene": "SCENE"}
 SETTING_OPTIONS = (  # (option dest, scene setting)
@@ -142,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _check() -> int:
-    from .ops_backend import PING_TIMEOUT_S, _pong_text
+    from .operators.ops_backend import PING_TIMEOUT_S, _pong_text
 
     client = session.get_client(preferences.client_config(preferences.get_prefs()))
     try:

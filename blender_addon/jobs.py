@@ -17,9 +17,12 @@ from typing import Any
 
 import bpy
 
-from . import compat, paths, preferences, request_builder, runner, scene_sources, sequencer, session, sources
+from . import preferences
 from .backend.t2vz_backend import protocol, validation
-from .errors import T2VZAddonError
+from .core import compat, paths, request_builder, runner, session
+from .core.errors import T2VZAddonError
+from .scene_passes import scene_sources
+from .timeline import sequencer, sources
 
 
 @dataclass(frozen=True)

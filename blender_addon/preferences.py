@@ -8,8 +8,8 @@ import os
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import compat, environment, installer, request_builder, session
-from .errors import T2VZAddonError
+from .core import compat, environment, installer, request_builder, session
+from .core.errors import T2VZAddonError
 
 DEVICES = (("auto", "Auto", "CUDA, then Apple MPS, then the CPU"), ("cuda", "CUDA", "NVIDIA (or ROCm) GPU"),
            ("mps", "Apple MPS", "Apple Silicon GPU"), ("cpu", "CPU", "Slow, but works everywhere"))
@@ -69,7 +69,7 @@ class T2VZ_AP_preferences(bpy.types.AddonPreferences):
                                        subtype="DIR_PATH", default="")
 
     def draw(self, context):
-        from .ui_preferences import draw_preferences
+        from .ui.ui_preferences import draw_preferences
 
         draw_preferences(self, context, self.layout)
 

@@ -217,13 +217,13 @@ def _load_job_file(args: argparse.Namespace) -> JobRequest:
 
 def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> int:
     """Run one job in this process with a progress bar; returns the exit status."""
-    from .outputs import check_output
+    from .service.outputs import check_output
     from .validation import check_request
 
     check_request(request)  # run_job checks again; here it answers before torch is even imported
     check_output(request)
-    from .jobs import run_job
-    from .loading import ModelCache
+    from .models.loading import ModelCache
+    from .service.jobs import run_job
 
     stream = stream or sys.stderr
     cancel = threading.Event()
@@ -254,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "worker":
-            from .worker import main as worker_main
+            from .service.worker import main as worker_main
 
             return worker_main(previews=not args.no_previews)
         if args.command == "check":
             return _check(args.device)
         if args.command == "tiny":
-            from .tiny import LABEL, ensure_tiny_models
+            from .models.tiny import LABEL, ensure_tiny_models
 
             paths = ensure_tiny_models()
             print(f"{paths.root}\n  sd: {paths.sd}\n  controlnet: {paths.controlnet}\n  pix2pix: {paths.pix2pix}\n"
@@ -293,8 +293,8 @@ def _check(device: str) -> int:
     """Print what a "Check backend" button shows: versions, the device and its memory."""
     import platform
 
-    from .devices import describe_device
-    from .sidecar import library_versions
+    from .models.devices import describe_device
+    from .service.sidecar import library_versions
 
     versions = library_versions()
     info = describe_device(device)

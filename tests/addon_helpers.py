@@ -79,7 +79,7 @@ def addon(tmp_path_factory, request):
     yield _enabled["module"]
     _enabled["users"] -= 1
     if _enabled["users"] == 0:
-        submodule("session").stop()
+        submodule("core.session").stop()
         addon_utils.disable(PACKAGE, default_set=True)
         sys.path.remove(_enabled["path"])
 
@@ -118,9 +118,9 @@ def scene(addon, tmp_path):
     s = bpy.context.scene
     s.t2vz.steps, s.t2vz.width, s.t2vz.height, s.t2vz.frames = 2, 32, 32, 3
     s.t2vz.prompt, s.t2vz.seed = "a red ball", 7
-    submodule("runner").forget()
+    submodule("core.runner").forget()
     yield s
-    submodule("runner").forget()
+    submodule("core.runner").forget()
 
 
 def write_png(path: Path, width: int, height: int, rgb: tuple[int, int, int] = (200, 40, 40)) -> Path:
@@ -143,7 +143,7 @@ def write_frames(folder: Path, count: int, size: tuple[int, int] = (32, 32), pre
 def image_strip(scene, name: str, files: list[Path], channel: int = 1, frame_start: int = 1, select: bool = True):
     """An image-sequence strip of ``files`` (one folder), selected by default."""
     sed = scene.sequence_editor or scene.sequence_editor_create()
-    strips = submodule("compat").top_strips(sed)
+    strips = submodule("core.compat").top_strips(sed)
     strip = strips.new_image(name=name, filepath=str(files[0]), channel=channel, frame_start=frame_start,
                              fit_method="ORIGINAL")
     for path in files[1:]:
@@ -154,7 +154,7 @@ def image_strip(scene, name: str, files: list[Path], channel: int = 1, frame_sta
 
 def movie_file(path: Path, frames: int = 4, size: int = 32) -> Path:
     """An H.264 .mp4 of a red colour strip, rendered by Blender's own sequencer in a throwaway scene."""
-    compat = submodule("compat")
+    compat = submodule("core.compat")
     movie_scene = bpy.data.scenes.new("movie source")
     render = movie_scene.render
     render.resolution_x = render.resolution_y = size
@@ -177,7 +177,7 @@ def movie_file(path: Path, frames: int = 4, size: int = 32) -> Path:
 
 
 def movie_strip(scene, name: str, path: Path, channel: int = 1, frame_start: int = 1, select: bool = True):
-    strips = submodule("compat").top_strips(scene.sequence_editor or scene.sequence_editor_create())
+    strips = submodule("core.compat").top_strips(scene.sequence_editor or scene.sequence_editor_create())
     strip = strips.new_movie(name, str(path), channel, frame_start)
     strip.select = select
     return strip
@@ -185,7 +185,7 @@ def movie_strip(scene, name: str, path: Path, channel: int = 1, frame_start: int
 
 def generated_strips(scene) -> list:
     """Strips that carry a stored request (made by the add-on)."""
-    compat = submodule("compat")
+    compat = submodule("core.compat")
     return [s for s in compat.iter_all_strips(scene) if "t2vz_request" in s]
 
 
@@ -233,7 +233,7 @@ class FakeClient:
 @pytest.fixture
 def fake_client(addon, monkeypatch):
     """Route jobs to a ``FakeClient`` (returned) instead of a worker process."""
-    session = submodule("session")
+    session = submodule("core.session")
     client = FakeClient()
     session.stop()
     monkeypatch.setattr(session, "_make_client", lambda config: client)

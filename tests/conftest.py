@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-# Nothing in the tests may reach a model hub: every model is built in code by the tests or by t2vz_backend.tiny.
+# Nothing in the tests may reach a model hub: every model is built in code by the tests or by t2vz_backend.models.tiny.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_paths():
-    from t2vz_backend.tiny import ensure_tiny_models
+    from t2vz_backend.models.tiny import ensure_tiny_models
 
     return ensure_tiny_models()
 
@@ -34,20 +34,20 @@ def tiny_paths():
 @pytest.fixture(scope="session")
 def tiny_sd(tiny_paths):
     """The tiny SD model loaded through the same loader a user's model takes (CPU, float32)."""
-    from t2vz_backend.loading import load_base_model
+    from t2vz_backend.models.loading import load_base_model
 
     return load_base_model("tiny", device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def tiny_pix2pix(tiny_paths):
-    from t2vz_backend.loading import load_base_model
+    from t2vz_backend.models.loading import load_base_model
 
     return load_base_model("tiny", kind="pix2pix", device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def tiny_controlnet(tiny_sd):
-    from t2vz_backend.loading import default_controlnet_ref, load_controlnet
+    from t2vz_backend.models.loading import default_controlnet_ref, load_controlnet
 
     return load_controlnet(default_controlnet_ref("canny", "tiny"), base=tiny_sd)

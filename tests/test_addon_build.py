@@ -35,8 +35,8 @@ def test_zip_holds_the_addon_the_backend_copy_and_the_installer(built_zip):
         protocol = archive.read("backend/t2vz_backend/protocol.py")
     assert manifest["id"] == "t2vz" and manifest["blender_version_min"] == "4.2.0"
     assert protocol == (ROOT / "t2vz_backend" / "protocol.py").read_bytes()
-    for name in ("__init__.py", "backend/t2vz_backend/client.py", "installer/install_deps.py",
-                 "installer/requirements/backend.txt", "runner.py", "compat.py"):
+    for name in ("__init__.py", "backend/t2vz_backend/service/client.py", "installer/install_deps.py",
+                 "installer/requirements/backend.txt", "core/runner.py", "core/compat.py"):
         assert name in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n or n.startswith(".")]
 

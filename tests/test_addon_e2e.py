@@ -41,7 +41,7 @@ def check_strip(strip, channel: int, frame_start: int, length: int) -> None:
 
 def test_check_backend_reports_python_torch_device(scene):  # noqa: F811
     assert bpy.ops.t2vz.check_backend() == {"FINISHED"}
-    text = submodule("ops_backend").last_check["text"]
+    text = submodule("operators.ops_backend").last_check["text"]
     assert "Python 3." in text and "torch 2." in text and "cpu" in text.lower()
 
 
@@ -142,18 +142,18 @@ def test_edges_from_scene_renders_restore_settings(scene, tmp_path):  # noqa: F8
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 1
     scene.render.filepath = "//keep/"
-    files = submodule("scene_sources").render_color_frames(scene, 1, 2, str(tmp_path / "r"))
+    files = submodule("scene_passes.scene_sources").render_color_frames(scene, 1, 2, str(tmp_path / "r"))
     assert [os.path.basename(f) for f in files] == ["000000.png", "000001.png"] and all(map(os.path.isfile, files))
     assert scene.render.filepath == "//keep/" and scene.render.use_sequencer and scene.frame_current == 1
 
 
 def test_cancel_real_job_leaves_no_strip(scene):  # noqa: F811
-    jobs, runner = submodule("jobs"), submodule("runner")
+    jobs, runner = submodule("jobs"), submodule("core.runner")
     scene.t2vz.steps = 50
     job = jobs.launch(jobs.prepare(scene, scene.t2vz, prefs()))
     runner.run_sync(job, interval=0.02, should_cancel=lambda: job.step >= 1)
     assert job.status == runner.CANCELLED
-    with pytest.raises(submodule("errors").T2VZAddonError, match="cancelled"):
+    with pytest.raises(submodule("core.errors").T2VZAddonError, match="cancelled"):
         jobs.finish(job)
     assert generated_strips(scene) == []
     assert not os.path.exists(job.request.output_dir) or not os.listdir(job.request.output_dir)
@@ -167,7 +167,7 @@ def test_worker_crash_is_reported(scene, tmp_path, script):  # noqa: F811
     prefs().python_path = str(fake)
     with pytest.raises(RuntimeError, match="backend"):
         bpy.ops.t2vz.generate()
-    assert generated_strips(scene) == [] and not submodule("runner").is_running()
+    assert generated_strips(scene) == [] and not submodule("core.runner").is_running()
 
 
 IN_PROCESS_SCRIPT = """

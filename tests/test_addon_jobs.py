@@ -115,20 +115,20 @@ def test_failed_job_adds_nothing_and_reports(scene, fake_client, tmp_path):  # n
 
 
 def test_cancel_leaves_no_strip(scene, fake_client):  # noqa: F811
-    jobs, runner = submodule("jobs"), submodule("runner")
+    jobs, runner = submodule("jobs"), submodule("core.runner")
     fake_client.hang = True
     plan = jobs.prepare(scene, scene.t2vz, prefs())
     job = jobs.launch(plan)
     runner.run_sync(job, interval=0.01, should_cancel=lambda: True)
     assert job.status == runner.CANCELLED and fake_client.cancelled == [job.job_id]
-    with pytest.raises(submodule("errors").T2VZAddonError, match="cancelled"):
+    with pytest.raises(submodule("core.errors").T2VZAddonError, match="cancelled"):
         jobs.finish(job)
     assert generated_strips(scene) == []
 
 
 def test_modal_tick_adds_the_strip_when_done(scene, fake_client):  # noqa: F811
     """The GUI path: the timer tick drains events, updates the status bar and ends with the strip."""
-    ops, jobs = submodule("ops_generate"), submodule("jobs")
+    ops, jobs = submodule("operators.ops_generate"), submodule("jobs")
     reports, status = [], []
     op = SimpleNamespace(_job=jobs.launch(jobs.prepare(scene, scene.t2vz, prefs())), _timer="timer",
                          report=lambda kind, text: reports.append((kind, text)))
@@ -152,7 +152,7 @@ class GuiContext:
 
 
 def test_gui_path_is_modal_and_esc_cancels(scene, fake_client, monkeypatch):  # noqa: F811
-    ops, jobs, runner = submodule("ops_generate"), submodule("jobs"), submodule("runner")
+    ops, jobs, runner = submodule("operators.ops_generate"), submodule("jobs"), submodule("core.runner")
     monkeypatch.setattr(ops, "headless", lambda context: False)
     fake_client.hang = True
     reports = []
@@ -196,10 +196,10 @@ def _wav(path: Path) -> Path:
 
 
 def _refused(target, tmp_path, match):
-    before = {s.name for s in submodule("compat").iter_all_strips(target)}
+    before = {s.name for s in submodule("core.compat").iter_all_strips(target)}
     with pytest.raises(RuntimeError, match=match):
         bpy.ops.t2vz.generate()
-    assert {s.name for s in submodule("compat").iter_all_strips(target)} == before
+    assert {s.name for s in submodule("core.compat").iter_all_strips(target)} == before
     assert job_dirs(tmp_path) == []
 
 
@@ -211,7 +211,7 @@ def test_no_strip_selected(scene, fake_client, tmp_path):  # noqa: F811
 @pytest.mark.parametrize("kind", ["sound", "color", "scene"])
 def test_unreadable_strip_kinds(scene, fake_client, tmp_path, kind):  # noqa: F811
     sed = scene.sequence_editor_create()
-    strips = submodule("compat").top_strips(sed)
+    strips = submodule("core.compat").top_strips(sed)
     if kind == "sound":
         try:
             strip = strips.new_sound("s", str(_wav(tmp_path / "a.wav")), 1, 1)

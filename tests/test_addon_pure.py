@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from blender_addon import channels, compat, environment, imagesize, paths, request_builder, runner
 from blender_addon.backend.t2vz_backend import protocol
-from blender_addon.errors import T2VZAddonError
+from blender_addon.core import channels, compat, environment, imagesize, paths, request_builder, runner
+from blender_addon.core.errors import T2VZAddonError
 
 # -- free-channel search ---------------------------------------------------------------------------------------
 

@@ -109,7 +109,7 @@ def draw(panel_cls, context):
 
 
 def test_panel_shows_problems_beside_settings(scene):  # noqa: F811
-    panels = submodule("panels")
+    panels = submodule("ui.panels")
     scene.t2vz.width, scene.t2vz.t0 = 60, 960
     log = draw(panels.T2VZ_PT_main, bpy.context)
     labels = [entry[2].get("text", "") for entry in log if entry[0] == "label"]
@@ -123,12 +123,12 @@ def test_panel_shows_problems_beside_settings(scene):  # noqa: F811
 
 
 def test_panel_shows_progress_and_cancel_while_running(scene, fake_client):  # noqa: F811
-    runner = submodule("runner")
+    runner = submodule("core.runner")
     fake_client.hang = True
-    client = submodule("session").get_client(None)
+    client = submodule("core.session").get_client(None)
     job = runner.start(client, submodule("backend.t2vz_backend.protocol").TextToVideoRequest(output_dir="x"))
     runner.pump(job)
-    log = draw(submodule("panels").T2VZ_PT_main, bpy.context)
+    log = draw(submodule("ui.panels").T2VZ_PT_main, bpy.context)
     assert any(entry[0] == "progress" for entry in log) and ("op", "t2vz.cancel") in log
     assert not bpy.ops.t2vz.generate.poll()
     runner.cancel(job)
@@ -141,11 +141,11 @@ def test_install_dependencies_dry_run_logs_the_plan(scene):  # noqa: F811
     assert bpy.ops.t2vz.install_deps(dry_run=True) == {"FINISHED"}
     log = bpy.data.texts["t2vz_install.log"].as_string()
     assert "install_deps.py --torch auto --dry-run" in log.splitlines()[0]
-    assert "pip" in log and submodule("installer").current().returncode == 0
+    assert "pip" in log and submodule("core.installer").current().returncode == 0
 
 
 def test_in_process_mode_without_torch_says_what_to_do(scene, monkeypatch):  # noqa: F811
-    session = submodule("session")
+    session = submodule("core.session")
     monkeypatch.setattr(session.importlib.util, "find_spec", lambda name: None)
     prefs().backend_mode = "IN_PROCESS"
     with pytest.raises(RuntimeError, match="needs torch in Blender's own Python.*Separate Process"):

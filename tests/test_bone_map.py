@@ -40,7 +40,7 @@ def mapped(names):
 
 
 def test_keypoint_names_match_the_backend():
-    pose = pytest.importorskip("t2vz_backend.pose")
+    pose = pytest.importorskip("t2vz_backend.conditions.pose")
     assert bm.KEYPOINT_NAMES == tuple(pose.KEYPOINT_NAMES)
 
 

@@ -127,7 +127,7 @@ def test_a_tiny_job_runs_end_to_end(tmp_path, capsys):
 
 
 def test_internal_errors_exit_1_with_a_traceback(tmp_path, capsys, monkeypatch):
-    from t2vz_backend import jobs
+    from t2vz_backend.service import jobs
 
     def broken(_request):
         raise ZeroDivisionError("boom")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from t2vz_backend.client import BackendError, InProcessRunner, WorkerClient, describe_exit
 from t2vz_backend.protocol import PROTOCOL_VERSION, Done, Failed, Pong, TextToVideoRequest
+from t2vz_backend.service.client import BackendError, InProcessRunner, WorkerClient, describe_exit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def t2v(out: Path, **changes) -> TextToVideoRequest:
 @pytest.fixture(scope="module")
 def cache():
     """One model cache for the in-process runs of this module (the tiny model is loaded once)."""
-    from t2vz_backend.loading import ModelCache
+    from t2vz_backend.models.loading import ModelCache
 
     return ModelCache()
 
@@ -140,7 +140,7 @@ def test_the_client_imports_only_the_standard_library():
     """The add-on imports the client inside Blender, whose Python has no numpy or torch."""
     import subprocess
 
-    script = ("import sys, t2vz_backend.client; "
+    script = ("import sys, t2vz_backend.service.client; "
               "bad = {'numpy', 'torch', 'PIL', 'diffusers', 'bpy'} & set(sys.modules); sys.exit(sorted(bad) or 0)")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -11,10 +11,10 @@ from diffusers import MultiControlNetModel, StableDiffusionControlNetPipeline
 from PIL import Image
 from text_attention_spy import FallbackCounter
 
-from t2vz_backend.context import JobContext
-from t2vz_backend.control_video import control_video
 from t2vz_backend.errors import InputError, T2VZError
+from t2vz_backend.pipelines.control_video import control_video
 from t2vz_backend.protocol import ControlSpec, ControlVideoRequest
+from t2vz_backend.sampling.context import JobContext
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2vz_backend.depth import (
+from t2vz_backend.conditions.depth import (
     depth_range,
     normalize_depth_shot,
     read_depth,

@@ -11,10 +11,10 @@ from diffusers import StableDiffusionInstructPix2PixPipeline
 from PIL import Image
 from text_attention_spy import FallbackCounter
 
-from t2vz_backend.context import JobContext
-from t2vz_backend.edit_video import edit_video
 from t2vz_backend.errors import InputError, InvalidRequestError, ModelLoadError
+from t2vz_backend.pipelines.edit_video import edit_video
 from t2vz_backend.protocol import EditVideoRequest
+from t2vz_backend.sampling.context import JobContext
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2vz_backend import jobs
 from t2vz_backend.errors import InvalidRequestError, JobCancelled, OutOfMemory, OutputError
-from t2vz_backend.jobs import run_job
 from t2vz_backend.protocol import Done, EditVideoRequest, Failed, FrameWritten, Preview, Progress, TextToVideoRequest
+from t2vz_backend.service import jobs
+from t2vz_backend.service.jobs import run_job
 from t2vz_backend.validation import frame_range
 
 

@@ -19,14 +19,9 @@ pytest.importorskip("diffusers")
 from ldm_checkpoint import write_controlnet_checkpoint, write_sd_checkpoint  # noqa: E402
 
 from t2vz_backend.errors import ModelLoadError  # noqa: E402
-from t2vz_backend.loading import (  # noqa: E402
-    ModelCache,
-    default_controlnet_ref,
-    load_base_model,
-    load_controlnet,
-)
+from t2vz_backend.models.loading import ModelCache, default_controlnet_ref, load_base_model, load_controlnet  # noqa: E402
+from t2vz_backend.models.tiny import TinyPaths, ensure_tiny_models  # noqa: E402
 from t2vz_backend.protocol import LoraSpec  # noqa: E402
-from t2vz_backend.tiny import TinyPaths, ensure_tiny_models  # noqa: E402
 
 MADE_UP_HUB_ID = "t2vz-tests/no-such-model-4f1c"
 
@@ -115,9 +110,9 @@ def test_single_ldm_checkpoint_with_local_config(tiny, paths: TinyPaths, tmp_pat
 
 def test_single_checkpoint_job_with_model_config_runs_offline(tiny, paths: TinyPaths, tmp_path) -> None:
     """The request's model_config reaches the loader, so a downloaded .safetensors works without the network."""
-    from t2vz_backend.jobs import run_job
-    from t2vz_backend.model_cache import ModelCache
+    from t2vz_backend.models.model_cache import ModelCache
     from t2vz_backend.protocol import Done, TextToVideoRequest
+    from t2vz_backend.service.jobs import run_job
 
     path = str(tmp_path / "tiny-sd.safetensors")
     write_sd_checkpoint(path, tiny.unet, tiny.vae, tiny.text_encoder)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from t2vz_backend.motion import affine, translate, translation_shifts, warp_frames
+from t2vz_backend.pipelines.motion import affine, translate, translation_shifts, warp_frames
 from t2vz_backend.protocol import MotionKey
 
 

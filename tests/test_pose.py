@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from t2vz_backend.errors import InputError
-from t2vz_backend.pose import (
+from t2vz_backend.conditions.pose import (
     COLORS,
     KEYPOINT_NAMES,
     LIMBS,
@@ -17,6 +16,7 @@ from t2vz_backend.pose import (
     keypoints_from_json,
     keypoints_to_json,
 )
+from t2vz_backend.errors import InputError
 
 W, H = 120, 80
 

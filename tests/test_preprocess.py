@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2vz_backend import preprocess
-from t2vz_backend.errors import DependencyError, InvalidRequestError
-from t2vz_backend.pose import draw_pose
-from t2vz_backend.preprocess import (
+from t2vz_backend.conditions import preprocess
+from t2vz_backend.conditions.pose import draw_pose
+from t2vz_backend.conditions.preprocess import (
     PreprocessOptions,
     available_preprocessors,
     count_source_frames,
     preprocessor_problem,
     run_preprocessor,
 )
+from t2vz_backend.errors import DependencyError, InvalidRequestError
 
 
 def _scene(seed: int = 0, size=(64, 48)) -> np.ndarray:
@@ -176,7 +176,7 @@ def test_module_does_not_import_controlnet_aux_or_torch():
     import subprocess
     from pathlib import Path
 
-    code = ("import sys, t2vz_backend.preprocess; "
+    code = ("import sys, t2vz_backend.conditions.preprocess; "
             "print(any(m.split('.')[0] in ('controlnet_aux', 'torch', 'torchvision') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parents[1]))

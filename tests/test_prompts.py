@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from t2vz_backend import prompts
-from t2vz_backend.prompts import PromptTable, encode_prompts
+from t2vz_backend.sampling import prompts
+from t2vz_backend.sampling.prompts import PromptTable, encode_prompts
 
 
 def count_calls(module) -> tuple[list, object]:

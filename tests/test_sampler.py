@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from t2vz_backend.sampler import chunks, passes_per_step
+from t2vz_backend.sampling.sampler import chunks, passes_per_step
 
 
 def rows(slices) -> list[list[int]]:

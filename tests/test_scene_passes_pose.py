@@ -117,7 +117,7 @@ def test_projection_hits_expected_pixels_and_follows_animation(scene, tmp_path):
 
 
 def test_json_reads_back_in_the_backend(scene, tmp_path):
-    pose = pytest.importorskip("t2vz_backend.pose")
+    pose = pytest.importorskip("t2vz_backend.conditions.pose")
     add_armature(scene, BODY)
     sequence = pose.keypoints_from_json(export_pose_keypoints(scene, 3, 5, str(tmp_path / "sub" / "p.json")))
     assert sequence.frames == [3, 4, 5] and (sequence.width, sequence.height) == (64, 64)

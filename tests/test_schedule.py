@@ -9,7 +9,7 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
 from t2vz_backend.errors import InvalidRequestError
-from t2vz_backend.schedule import plan_schedule, renoise
+from t2vz_backend.sampling.schedule import plan_schedule, renoise
 
 SD_CONFIG = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
              "set_alpha_to_one": False, "steps_offset": 1, "num_train_timesteps": 1000}

@@ -9,9 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from t2vz_backend import devices, schedulers, validation  # noqa: E402
+from t2vz_backend import validation  # noqa: E402
 from t2vz_backend.errors import DependencyError, InvalidRequestError  # noqa: E402
-from t2vz_backend.tiny import SCHEDULER_CONFIG  # noqa: E402
+from t2vz_backend.models import devices  # noqa: E402
+from t2vz_backend.models.tiny import SCHEDULER_CONFIG  # noqa: E402
+from t2vz_backend.sampling import schedulers  # noqa: E402
 
 SD15 = {k: v for k, v in SCHEDULER_CONFIG.items() if k != "_class_name"}  # SD 1.5's PNDM config
 

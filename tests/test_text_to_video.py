@@ -11,13 +11,13 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from t2vz_backend import sampler as sampler_module
-from t2vz_backend import text_to_video as t2v_module
-from t2vz_backend.attention import CrossFrameState
-from t2vz_backend.context import JobContext
+from t2vz_backend.attention.attention import CrossFrameState
 from t2vz_backend.errors import InvalidRequestError
+from t2vz_backend.pipelines import text_to_video as t2v_module
+from t2vz_backend.pipelines.text_to_video import text_to_video
 from t2vz_backend.protocol import MotionKey, TextToVideoRequest
-from t2vz_backend.text_to_video import text_to_video
+from t2vz_backend.sampling import sampler as sampler_module
+from t2vz_backend.sampling.context import JobContext
 
 BASE = TextToVideoRequest(output_dir="unused", prompt="a red fox running", negative_prompt="blurry", frames=4,
                           width=64, height=64, steps=6, seed=11, chunk_size=8)

@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from t2vz_backend import tiny  # noqa: E402
+from t2vz_backend.models import tiny  # noqa: E402
 
 WEIGHT_FILES = ("sd/unet/diffusion_pytorch_model.safetensors", "sd/vae/diffusion_pytorch_model.safetensors",
                 "sd/text_encoder/model.safetensors", "controlnet/diffusion_pytorch_model.safetensors",

@@ -171,7 +171,8 @@ def test_end_of_input_finishes_the_queued_jobs(tmp_path):
 
 
 def test_stray_output_goes_to_the_log_not_the_protocol():
-    script = ("import os; from t2vz_backend.worker import _claim_stdout; out = _claim_stdout(); print('stray print'); "
+    script = ("import os; from t2vz_backend.service.worker import _claim_stdout; out = _claim_stdout(); "
+              "print('stray print'); "
               "os.write(1, b'c-level write\\n'); out.write('{}\\n'); out.flush()")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout == "{}\n"

@@ -25,7 +25,7 @@ KEYPOINT_NAMES = (
     "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
     "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
     "right_ear", "left_ear",
-)  # COCO-18 order, identical to t2vz_backend.pose.KEYPOINT_NAMES (a test checks it)
+)  # COCO-18 order, identical to t2vz_backend.conditions.pose.KEYPOINT_NAMES (a test checks it)
 TAG_KEYPOINT = "t2vz_keypoint"
 TAG_END = "t2vz_end"
 ENDS = ("head", "tail", "middle")  # "middle" is only used by name rules (nose from the head bone)

@@ -2,8 +2,8 @@
 
 Why per shot: per-frame min-max re-maps the grey levels whenever the nearest or farthest visible point changes, so
 static geometry "breathes" as objects move and the generated video flickers (docs/blender.md §4). The mapping is the
-same as ``t2vz_backend.depth.normalize_depth_shot`` (linear): near -> white, far -> black, background (no geometry,
-Blender's ~1e10 Z) -> black; values outside near..far are clamped.
+same as ``t2vz_backend.conditions.depth.normalize_depth_shot`` (linear): near -> white, far -> black, background
+(no geometry, Blender's ~1e10 Z) -> black; values outside near..far are clamped.
 
 Sources:
 - ``"z"``: the Z pass, raw distances along the camera axis. near/far default to the min/max of the geometry's depth
@@ -32,7 +32,7 @@ from .png import write_png
 from .render_settings import ScopedSettings, check_scene, pass_view_layer
 
 SOURCES = ("auto", "z", "mist")
-BACKGROUND = 1e9  # Z at or beyond this is "no geometry" (Blender writes about 1e10), as in t2vz_backend.depth
+BACKGROUND = 1e9  # Z at or beyond this is "no geometry" (Blender writes ~1e10), as in t2vz_backend.conditions.depth
 FILE_PREFIX = "depth_"
 
 

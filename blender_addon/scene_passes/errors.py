@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import T2VZAddonError
+from ..core.errors import T2VZAddonError
 
 
 class SceneError(T2VZAddonError):

@@ -1,6 +1,6 @@
 """OpenPose COCO-18 keypoints from armatures: bones -> keypoints (``bone_map``) -> camera pixels, written as JSON.
 
-The JSON is the format ``t2vz_backend.pose`` draws (see its docstring)::
+The JSON is the format ``t2vz_backend.conditions.pose`` draws (see its docstring)::
 
     {"format": "t2vz-openpose-coco18", "version": 1, "width": W, "height": H,
      "frames": [{"frame": N, "people": [[[x, y] or null] * 18, ...]}, ...]}

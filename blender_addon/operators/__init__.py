@@ -1,0 +1,2 @@
+"""Operators: generate/redo/cancel, backend housekeeping, settings helpers. Each module owns its ``classes``.
+"""

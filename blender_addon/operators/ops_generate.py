@@ -1,0 +1,177 @@
+"""Generate, Redo and Cancel: a modal operator polling the job on a timer, or a blocking run when headless.
+
+The job state lives in ``runner`` (the panel draws it); the operator only drives it. Nothing touches bpy off the
+main thread: the client's reader threads fill a queue that ``runner.pump`` drains on each timer event.
+No ``from __future__ import annotations``: the operators declare ``bpy.props`` annotations.
+"""
+
+from typing import Any
+
+import bpy
+
+from .. import jobs, preferences
+from ..core import compat, runner
+from ..core.errors import T2VZAddonError
+from ..ui import textlog
+
+TIMER_S = 0.2
+
+
+def tag_redraw(context: Any) -> None:
+    """Redraw the sequencer and properties editors so the panel's progress bar moves."""
+    screen = getattr(context, "screen", None)
+    for area in getattr(screen, "areas", ()):
+        if area.type in {"SEQUENCE_EDITOR", "PROPERTIES"}:
+            area.tag_redraw()
+
+
+def set_status(context: Any, text: str | None) -> None:
+    workspace = getattr(context, "workspace", None)
+    if workspace is not None:
+        workspace.status_text_set(text)
+
+
+def headless(context: Any) -> bool:
+    """No event loop to drive a modal operator: ``blender -b``, the bpy module, or a call without a window."""
+    return bpy.app.background or context.window is None
+
+
+def report_failure(op: Any, error: T2VZAddonError) -> set[str]:
+    textlog.write(textlog.JOB_LOG, f"error: {error.report_text()}")
+    op.report({"ERROR"}, error.report_text())
+    return {"CANCELLED"}
+
+
+class JobDriver:
+    """Mixin for operators that run a job: ``run_plan`` starts it, ``modal`` follows it to the end."""
+
+    _timer = None
+    _job: Any = None
+
+    def run_plan(self, context: Any, plan: jobs.JobPlan) -> set[str]:
+        if headless(context):
+            try:
+                strip = jobs.run_blocking(plan)
+            except T2VZAddonError as error:
+                return report_failure(self, error)
+            self.report({"INFO"}, f"T2V-Zero: added strip {strip.name!r} on channel {strip.channel}")
+            return {"FINISHED"}
+        self._job = jobs.launch(plan)
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
+        wm.modal_handler_add(self)
+        set_status(context, self._job.status_line())
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: Any, event: Any) -> set[str]:
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            runner.cancel(job)
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":  # (other operators' timers tick here too: one more poll does no harm)
+            return {"PASS_THROUGH"}
+        return self.tick(context)
+
+    def tick(self, context: Any) -> set[str]:
+        """One timer step: drain events, update the UI, and finish the job once it has ended."""
+        job = self._job
+        runner.pump(job)
+        set_status(context, job.status_line())
+        tag_redraw(context)
+        if not job.finished:
+            return {"PASS_THROUGH"}
+        if job.status == runner.DONE and bpy.app.is_job_running("RENDER"):
+            return {"PASS_THROUGH"}  # add the strip once the render stops pumping the event loop
+        context.window_manager.event_timer_remove(self._timer)
+        set_status(context, None)
+        try:
+            strip = jobs.finish(job)
+        except T2VZAddonError as error:
+            return report_failure(self, error)
+        self.report({"INFO"}, f"T2V-Zero: added strip {strip.name!r} on channel {strip.channel}")
+        return {"FINISHED"}
+
+
+class T2VZ_OT_generate(JobDriver, bpy.types.Operator):
+    """Generate a video with the T2V-Zero settings of the scene and add it as an image strip"""
+
+    bl_idname = "t2vz.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER", "UNDO"}  # the undo step is pushed when the strip is added
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.is_running()
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        settings = context.scene.t2vz
+        try:
+            plan = jobs.prepare(scene, settings, preferences.get_prefs(context), pass_scene=context.scene)
+            return self.run_plan(context, plan)
+        except T2VZAddonError as error:
+            return report_failure(self, error)
+
+
+class T2VZ_OT_redo(JobDriver, bpy.types.Operator):
+    """Run the generation of the active strip again with its stored parameters and add the result above it"""
+
+    bl_idname = "t2vz.redo"
+    bl_label = "Redo"
+    bl_options = {"REGISTER", "UNDO"}
+
+    strip: bpy.props.StringProperty(name="Strip", description="Generated strip to redo (empty: the active strip)",
+                                    default="")
+
+    @classmethod
+    def poll(cls, context):
+        return not runner.is_running()
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        strip = compat.find_strip(scene, self.strip) if self.strip else compat.active_strip(scene)
+        try:
+            if strip is None:
+                raise T2VZAddonError("no generated strip is active", "click a strip made by T2V-Zero first")
+            plan = jobs.prepare_redo(scene, strip, preferences.get_prefs(context))
+            return self.run_plan(context, plan)
+        except T2VZAddonError as error:
+            return report_failure(self, error)
+
+
+class T2VZ_OT_cancel(bpy.types.Operator):
+    """Cancel the running T2V-Zero job; nothing is added to the timeline"""
+
+    bl_idname = "t2vz.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return runner.is_running()
+
+    def execute(self, context):
+        runner.cancel()
+        self.report({"INFO"}, "T2V-Zero: cancelling")
+        return {"FINISHED"}
+
+
+@bpy.app.handlers.persistent
+def cancel_on_load(*_args) -> None:
+    """Opening a file ends modal operators: cancel the job, whose strip would have nowhere to go."""
+    runner.abandon("the job was cancelled because another file was opened")
+
+
+classes = (T2VZ_OT_generate, T2VZ_OT_redo, T2VZ_OT_cancel)
+
+
+def register() -> None:
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.app.handlers.load_pre.append(cancel_on_load)
+
+
+def unregister() -> None:
+    if cancel_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(cancel_on_load)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,108 @@
+"""Control maps and masks from the 3D scene, through the scene-pass exports (``scene_passes``).
+
+Pose, depth and object masks come from the colleague-owned ``scene_passes`` package; edges are the backend's
+canny preprocessor over ordinary renders of the scene, made here. Each export writes into the job folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..core.errors import T2VZAddonError
+from ..core.request_builder import PrefsView, control_spec
+
+
+def _scene_passes() -> Any:
+    try:
+        from .. import scene_passes
+    except ImportError as exc:  # a build without the scene-pass code
+        raise T2VZAddonError(f"the scene-pass exports are not available ({exc})",
+                             "use a complete build of the add-on, or another mode") from exc
+    return scene_passes
+
+
+def scene_range(scene: Any, settings: Any) -> tuple[int, int]:
+    """The inclusive timeline frames of a scene job: the settings' range, else the scene's."""
+    if settings.use_frame_range:
+        return settings.frame_range_start, settings.frame_range_end
+    return scene.frame_start, scene.frame_end
+
+
+def check_scene_passes(scene: Any, settings: Any) -> None:
+    """Cheap checks before any render."""
+    if not (settings.pass_pose or settings.pass_depth or settings.pass_canny):
+        raise T2VZAddonError("no scene pass is switched on", "turn on Pose, Depth or Edges in Properties > "
+                             "Scene > T2V-Zero Scene Passes")
+    if scene.camera is None:
+        raise T2VZAddonError(f"scene {scene.name!r} has no active camera", "add a camera and make it active "
+                             "(Ctrl+Numpad 0)")
+    first, last = scene_range(scene, settings)
+    if first > last:
+        raise T2VZAddonError(f"the frame range {first}-{last} is empty", "set an end frame after the start frame")
+
+
+def render_color_frames(scene: Any, first: int, last: int, out_dir: str) -> list[str]:
+    """Render frames ``first..last`` of ``scene`` to PNGs (for edge maps); the scene's settings are restored."""
+    render = scene.render
+    settings = image_settings = render.image_settings
+    saved = {"filepath": render.filepath, "use_sequencer": render.use_sequencer,
+             "use_compositing": render.use_compositing}
+    saved_format = (image_settings.file_format, image_settings.color_mode)
+    saved_media = getattr(settings, "media_type", None)
+    saved_frame = scene.frame_current
+    files = []
+    try:
+        render.use_sequencer = False  # the scene itself, not its sequencer strips
+        render.use_compositing = False
+        if saved_media is not None:  # 5.x: media_type before file_format
+            settings.media_type = "IMAGE"
+        image_settings.file_format, image_settings.color_mode = "PNG", "RGB"
+        os.makedirs(out_dir, exist_ok=True)
+        for frame in range(first, last + 1):
+            scene.frame_set(frame)
+            render.filepath = os.path.join(out_dir, f"{frame - first:06d}.png")
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+            files.append(render.filepath)
+    finally:
+        for key, value in saved.items():
+            setattr(render, key, value)
+        if saved_media is not None:
+            settings.media_type = saved_media
+        image_settings.file_format, image_settings.color_mode = saved_format
+        scene.frame_set(saved_frame)
+    return files
+
+
+def scene_controls(scene: Any, settings: Any, prefs: PrefsView, job_dir: Path) -> tuple[Any, ...]:
+    """Export the switched-on passes into ``job_dir/controls/`` and return their ControlNet specs."""
+    first, last = scene_range(scene, settings)
+    controls = []
+    if settings.pass_pose:
+        path = _scene_passes().export_pose_keypoints(scene, first, last, str(job_dir / "controls" / "pose.json"))
+        controls.append(control_spec(settings, prefs, "pose", path))
+    if settings.pass_depth:
+        out_dir = job_dir / "controls" / "depth"
+        _scene_passes().render_depth_maps(scene, first, last, str(out_dir), source=settings.depth_source.lower())
+        controls.append(control_spec(settings, prefs, "depth", str(out_dir)))
+    if settings.pass_canny:
+        out_dir = job_dir / "controls" / "render"
+        render_color_frames(scene, first, last, str(out_dir))
+        controls.append(control_spec(settings, prefs, "canny", str(out_dir), extract=True))
+    return tuple(controls)
+
+
+def mask_dir(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path) -> str:
+    """Render the mask collection's objects into ``job_dir/masks`` (Text → Video background smoothing)."""
+    collection = settings.mask_collection
+    objects = list(collection.all_objects) if collection is not None else []
+    if not objects:
+        raise T2VZAddonError("background smoothing needs objects to mask",
+                             "choose a Mask Objects collection with the foreground objects, or turn Smooth "
+                             "Background off")
+    out_dir = job_dir / "masks"
+    _scene_passes().render_object_masks(scene, objects, frames[0], frames[1], str(out_dir))
+    return str(out_dir)

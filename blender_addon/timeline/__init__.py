@@ -1,0 +1,2 @@
+"""The sequencer side of a job: selected strips in (``sources``), the generated image strip out (``sequencer``).
+"""

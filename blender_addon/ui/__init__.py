@@ -1,0 +1,2 @@
+"""Draw code: the sequencer and properties panels, the preferences layout, and logs in the Text Editor.
+"""

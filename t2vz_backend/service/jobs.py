@@ -1,0 +1,317 @@
+"""Run one job from request to committed frames: the one function every driver calls.
+
+The CLI, the worker process, the add-on's in-process mode and batch scripts all call ``run_job``, so a job behaves
+the same (same checks, same files, same events) whichever way it is started. Steps:
+
+1. check the request completely (``validation.check_request`` and the output rules of ``outputs.check_output``)
+   before any work: a bad request writes nothing;
+2. load the models through the ``ModelCache`` (a warm worker skips this);
+3. stage the output: ``<output_dir>/.partial-<job id>/``;
+4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` (with an ETA from the measured step
+   time), every frame is written as a PNG and announced with ``FrameWritten`` (and optionally a small ``Preview``);
+   ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
+5. write the optional mp4/gif preview and the ``t2vz.json`` sidecar, move everything into ``output_dir``;
+6. emit and return ``Done``.
+
+On any failure (cancel included) the partial folder is removed, ``Failed`` is emitted and the error is raised again:
+``T2VZError`` subclasses as they are, an out-of-memory error as ``OutOfMemory`` (after freeing the model cache), and
+anything else (a bug) unchanged, with its traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import JobCancelled, OutOfMemory, T2VZError
+from ..protocol import (
+    AnyRequest,
+    ControlVideoRequest,
+    Done,
+    EditVideoRequest,
+    Event,
+    Failed,
+    FrameWritten,
+    Preview,
+    Progress,
+    TextToVideoRequest,
+)
+from ..sampling.context import JobContext
+from ..validation import check_request, frame_range
+from .outputs import StagedOutput, check_output
+from .sidecar import SIDECAR_NAME, build_sidecar, write_sidecar
+
+if TYPE_CHECKING:
+    from ..models.loading import ModelCache
+
+PREVIEW_SIZE = 128  # long side, in pixels, of the live thumbnails sent as Preview events
+_LAST_FRAME = 999_999  # frame names have 6 digits (frame_io) up to here, so the frame count need not be known
+
+
+def _never() -> bool:
+    return False
+
+
+def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], None],
+            should_cancel: Callable[[], bool] = _never, job_id: str = "", previews: bool = False,
+            preview_size: int = PREVIEW_SIZE) -> Done:
+    """Run ``request`` to completion and return its ``Done`` event (also emitted). See the module docstring."""
+    clock = _StageClock()
+    staged: StagedOutput | None = None
+    oom = False
+    try:
+        # 1. Check everything that can be checked without a model.
+        check_request(request)
+        check_output(request)
+        _check_cancel(should_cancel)
+
+        # 2. Load (or reuse) the models.
+        clock.enter("load")
+        emit(Progress(job_id=job_id, stage="load", message=f"loading {request.model}"))
+        model, controlnets = _load_models(request, cache)
+        _check_cancel(should_cancel)
+
+        # 3. Stage the output folder.
+        clock.enter("prepare")
+        staged = StagedOutput(request.output_dir, job_id)
+        staged.open()
+
+        # 4. Run the engine; it reports steps and frames through the context.
+        frames = _FrameSink(request, staged, job_id, emit, previews, preview_size)
+        ctx = _make_context(job_id, emit, should_cancel, clock, frames)
+        _engine_for(request)(request, model, controlnets, ctx)
+        if not frames.paths:
+            raise T2VZError("the engine produced no frames", hint="check the frame range and the input media")
+
+        # 5. Preview movie and sidecar, then move everything into place.
+        clock.enter("write")
+        indices = sorted(frames.paths)
+        if request.preview:
+            from ..media.frame_io import write_preview
+
+            preview = staged.staged_path(f"preview.{request.preview}")
+            write_preview([frames.paths[i] for i in indices], preview, request.fps)
+        names = [os.path.basename(frames.paths[i]) for i in indices]
+        timings = clock.finish()
+        write_sidecar(staged.staged_path(SIDECAR_NAME), build_sidecar(
+            request, job_id=job_id, frames=names, first_frame=indices[0], timings=timings,
+            device=_device_info(model, request)))
+        moved = staged.commit()
+
+        # 6. Done.
+        done = Done(job_id=job_id, output_dir=staged.root, frames=tuple(moved[frames.paths[i]] for i in indices),
+                    first_frame=indices[0], timings=timings)
+        emit(done)
+        return done
+    except BaseException as exc:
+        if staged is not None:
+            staged.discard()
+        error = _as_error(exc, request)
+        oom = isinstance(error, OutOfMemory) and error is not exc
+        if oom:  # drop the engine frames' locals (the tensors) but keep the traceback for the log
+            traceback.clear_frames(exc.__traceback__)
+        if error is None:
+            emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
+                        hint="this is a bug in t2vz; the backend log has the traceback"))
+            raise
+        emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
+        if error is exc or isinstance(exc, KeyboardInterrupt):
+            raise
+        raise error from exc
+    finally:
+        if oom:  # the engine frames were cleared above, so dropping the cache really frees the memory
+            _free_memory(cache)
+
+
+def expected_frames(request: AnyRequest) -> tuple[int, int]:
+    """(first, count) of the global frames the job will write; count is 0 when only the engine can tell."""
+    total = request.frames
+    if total <= 0:
+        total = _count_source_frames(request)
+    if total <= 0:
+        first = max(request.frame_start, 0)
+        return first, (request.frame_end - first + 1 if request.frame_end >= first else 0)
+    first, last = frame_range(request, total)
+    return first, max(last - first + 1, 0)
+
+
+def _count_source_frames(request: AnyRequest) -> int:
+    """Best-effort frame count of the input media (0 if unknown); the engine checks the media properly."""
+    from ..media.media import count_frames
+
+    try:
+        if isinstance(request, EditVideoRequest) and request.input:
+            return count_frames(request.input, fps=request.input_fps or None) - request.input_start
+        if isinstance(request, ControlVideoRequest) and request.controls:
+            counts = [count_frames(c.path, fps=c.fps or None) - c.start_frame for c in request.controls
+                      if not c.path.lower().endswith(".json")]
+            return min(counts) if counts else 0
+    except (T2VZError, OSError, ValueError):
+        return 0
+    return 0
+
+
+def _check_cancel(should_cancel: Callable[[], bool]) -> None:
+    if should_cancel():
+        raise JobCancelled("the job was cancelled", hint="partial output was removed")
+
+
+def _load_models(request: AnyRequest, cache: ModelCache) -> tuple[Any, list[Any]]:
+    """The base model (and the ControlNets of a ControlNet job) from the cache, loading them on first use."""
+    kind = "pix2pix" if isinstance(request, EditVideoRequest) else "sd"
+    model = cache.base(request.model, kind=kind, device=request.device, dtype=request.dtype,
+                       offline=request.offline, allow_pickle=request.allow_pickle, loras=request.loras,
+                       config=request.model_config or None)
+    controlnets = []
+    if isinstance(request, ControlVideoRequest):
+        from ..models.loading import default_controlnet_ref
+
+        for spec in request.controls:
+            ref = spec.model or default_controlnet_ref(spec.kind, request.model)
+            controlnets.append(cache.controlnet(ref, base=model, offline=request.offline,
+                                                allow_pickle=request.allow_pickle))
+    return model, controlnets
+
+
+def _engine_for(request: AnyRequest) -> Callable[[Any, Any, list[Any], JobContext], None]:
+    """The engine entry point of the request's mode, with one uniform signature."""
+    if isinstance(request, TextToVideoRequest):
+        from ..pipelines.text_to_video import text_to_video
+
+        return lambda r, model, _controlnets, ctx: text_to_video(r, model, ctx)
+    if isinstance(request, ControlVideoRequest):
+        from ..pipelines.control_video import control_video
+
+        return control_video
+    if isinstance(request, EditVideoRequest):
+        from ..pipelines.edit_video import edit_video
+
+        return lambda r, model, _controlnets, ctx: edit_video(r, model, ctx)
+    raise TypeError(f"not a job request: {type(request).__name__}")
+
+
+def _make_context(job_id: str, emit: Callable[[Event], None], should_cancel: Callable[[], bool], clock: _StageClock,
+                  frames: _FrameSink) -> JobContext:
+    """A JobContext whose callbacks turn the engine's steps, stages and frames into events and files."""
+    started: list[float] = []  # (time, steps) of the first step: the ETA ignores warm-up before it
+
+    def on_step(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if clock.stage == "prepare":
+            clock.enter("denoise")
+        if not started:
+            started.extend((now, done))
+        eta = -1.0
+        if done > started[1]:
+            eta = (now - started[0]) / (done - started[1]) * max(total - done, 0)
+        emit(Progress(job_id=job_id, stage=clock.stage or "denoise", step=done, total_steps=total,
+                      frames_done=len(frames.paths), total_frames=frames.total, eta_s=round(eta, 2)))
+
+    def on_stage(stage: str) -> None:
+        clock.enter(stage)
+        emit(Progress(job_id=job_id, stage=stage, frames_done=len(frames.paths), total_frames=frames.total))
+
+    return JobContext(on_step=on_step, on_frame=frames, should_cancel=should_cancel, on_stage=on_stage)
+
+
+class _FrameSink:
+    """Writes each frame into the staging folder and announces it."""
+
+    def __init__(self, request: AnyRequest, staged: StagedOutput, job_id: str, emit: Callable[[Event], None],
+                 previews: bool, preview_size: int) -> None:
+        self.first, self.total = expected_frames(request)
+        self.staged, self.job_id, self.emit = staged, job_id, emit
+        self.previews, self.preview_size = previews, preview_size
+        self.paths: dict[int, str] = {}
+        self._writer: Any = None
+
+    def __call__(self, index: int, image: Any) -> None:
+        from ..media.frame_io import FrameWriter
+
+        if self._writer is None:
+            # The count is only an estimate when it comes from the media: size the writer by the name width instead.
+            self._writer = FrameWriter(self.staged.partial, total_frames=_LAST_FRAME + 1)
+        self.paths[index] = path = self._writer.write(image, index)
+        self.emit(FrameWritten(job_id=self.job_id, index=index, path=path))
+        if self.previews:
+            self.emit(_preview_event(self.job_id, index, image, self.preview_size))
+
+
+def _preview_event(job_id: str, index: int, image: Any, size: int) -> Preview:
+    """A downscaled PNG of ``image`` as a base64 ``Preview`` event."""
+    from PIL import Image
+
+    from ..media.frame_io import to_uint8
+
+    thumb = Image.fromarray(to_uint8(image))
+    thumb.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="PNG")
+    return Preview(job_id=job_id, index=index, width=thumb.width, height=thumb.height,
+                   png_base64=base64.b64encode(buffer.getvalue()).decode("ascii"))
+
+
+class _StageClock:
+    """Wall time spent per stage (load, prepare, denoise, decode, write) and in total, in seconds."""
+
+    def __init__(self) -> None:
+        self.start = self.since = time.perf_counter()
+        self.stage = ""
+        self.totals: dict[str, float] = {}
+
+    def enter(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.stage:
+            self.totals[self.stage] = self.totals.get(self.stage, 0.0) + now - self.since
+        self.stage, self.since = stage, now
+
+    def finish(self) -> dict[str, float]:
+        self.enter(self.stage)
+        return {**{k: round(v, 4) for k, v in self.totals.items()},
+                "total": round(time.perf_counter() - self.start, 4)}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA), or a RuntimeError saying "out of memory" (CUDA, MPS, CPU allocators)."""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _as_error(exc: BaseException, request: AnyRequest) -> T2VZError | None:
+    """The T2VZError that reports ``exc`` to the user, or None when ``exc`` is a bug."""
+    if isinstance(exc, T2VZError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return JobCancelled("the job was interrupted", hint="partial output was removed")
+    if is_out_of_memory(exc):
+        return OutOfMemory(
+            f"the device ran out of memory ({str(exc).splitlines()[0][:200]})",
+            hint=f"use a smaller chunk_size (now {request.chunk_size}), dtype float16, or a lower resolution "
+                 f"(now {request.width}x{request.height}); the model cache was freed",
+        )
+    return None
+
+
+def _free_memory(cache: ModelCache) -> None:
+    """Drop cached models and return freed blocks to the device after an out-of-memory error."""
+    from ..models.devices import free_memory
+
+    cache.clear()
+    free_memory()
+
+
+def _device_info(model: Any, request: AnyRequest) -> dict[str, Any]:
+    """The sidecar's description of the device the job ran on (name, VRAM, torch version)."""
+    from ..models.devices import describe_device
+
+    device = str(getattr(model, "device", request.device))
+    try:
+        return describe_device(device).to_dict()
+    except T2VZError:
+        return {"device": device}

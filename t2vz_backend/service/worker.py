@@ -1,0 +1,306 @@
+"""The backend worker (``python -m t2vz_backend worker``): JSON-line commands in, JSON-line events out.
+
+stdin carries one command per line (``protocol.loads_command``), stdout carries only protocol events (one JSON
+object per line), stderr is the log. Nothing else ever reaches stdout: the protocol stream is a duplicate of the
+original stdout, and file descriptor 1 (and ``sys.stdout``) are pointed at stderr, so stray prints from libraries,
+Python or C, land in the log. The worker opens no network port.
+
+Protocol decisions:
+
+- **One job at a time, queued in order.** A ``run`` that arrives while another job runs is validated at once (an
+  invalid one gets ``Failed`` immediately) and then queued; it starts when the jobs before it end.
+- **Job ids** are chosen by the client; ``""`` gets ``job-N``. An id that is still queued or running is refused
+  (``Failed``, field ``id``).
+- **cancel** ``{"id": X}`` stops the running job X within one denoising step (its partial output is removed, then
+  ``Failed{kind: "cancelled"}``), or removes a queued job X (``Failed{kind: "cancelled"}`` at once).
+  ``{"id": ""}`` cancels the running job and every queued one. Cancelling an unknown id only logs a warning event.
+- **unload** is queued like a job: after the jobs before it, the cached models are dropped (``Unloaded``).
+- **ping** is answered at once, even mid-job: ``Pong`` (version, protocol, python, torch, device). A ping whose
+  ``version`` is not this worker's ``PROTOCOL_VERSION`` gets ``Failed{kind: "protocol"}`` instead.
+- **Malformed lines** (invalid JSON, unknown op / job type / field, wrong types, bad values, missing files) get
+  ``Failed`` naming the field (with the line's ``id`` when it has one) and the worker reads the next line.
+- **shutdown** cancels everything, waits for the cleanup and exits 0. **End of input** lets the queued jobs finish
+  and exits 0 (so ``worker < jobs.jsonl`` is a batch run), unless the parent process is gone or stdout is closed,
+  which cancels everything.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import os
+import platform
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ..errors import InvalidRequestError, T2VZError
+from ..protocol import (
+    PROTOCOL_VERSION,
+    AnyRequest,
+    Cancel,
+    Command,
+    Event,
+    Failed,
+    Log,
+    Ping,
+    Pong,
+    RunJob,
+    Shutdown,
+    Unload,
+    Unloaded,
+    dumps,
+    loads_command,
+)
+
+log = logging.getLogger("t2vz.worker")
+
+
+class Dispatcher:
+    """Runs jobs one at a time on its own thread and answers commands; shared by the worker and in-process mode."""
+
+    def __init__(self, emit: Callable[[Event], None], *, cache: Any = None, previews: bool = True,
+                 is_orphaned: Callable[[], bool] = lambda: False) -> None:
+        self._emit = emit
+        self._cache = cache
+        self._previews = previews
+        self._is_orphaned = is_orphaned
+        self._tasks: queue.Queue[tuple | None] = queue.Queue()
+        self._active: dict[str, threading.Event] = {}  # queued and running jobs -> their cancel flags
+        self._running = ""
+        self._lock = threading.Lock()
+        self._numbers = itertools.count(1)
+        self._thread = threading.Thread(target=self._work, name="t2vz-jobs", daemon=True)
+
+    # Commands (called on the reader thread) ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def handle_line(self, line: str) -> bool:
+        """Handle one input line; False when the worker should stop reading (``shutdown``)."""
+        line = line.strip()
+        if not line:
+            return True
+        try:
+            command = loads_command(line)
+        except InvalidRequestError as exc:
+            self._emit(Failed(job_id=_id_of(line), kind=exc.kind, message=exc.message, hint=exc.hint, field=exc.field))
+            return True
+        return self.handle(command)
+
+    def handle(self, command: Command) -> bool:
+        """Handle one parsed command; False for ``shutdown``."""
+        if isinstance(command, RunJob):
+            self.submit(command.job, command.id)
+        elif isinstance(command, Cancel):
+            self.cancel(command.id)
+        elif isinstance(command, Unload):
+            self._tasks.put(("unload",))
+        elif isinstance(command, Ping):
+            self._emit(self.pong(command.version))
+        elif isinstance(command, Shutdown):
+            return False
+        return True
+
+    def submit(self, request: AnyRequest, job_id: str = "") -> str:
+        """Check ``request`` and queue it; returns its job id (``Failed`` is emitted for a bad request)."""
+        from ..validation import check_request
+        from .outputs import check_output
+
+        job_id = job_id or f"job-{next(self._numbers)}"
+        with self._lock:
+            duplicate = job_id in self._active
+        if duplicate:
+            self._emit(Failed(job_id=job_id, kind="invalid_request", field="id",
+                              message=f"job id {job_id!r} is already queued or running", hint="use a new id per job"))
+            return job_id
+        try:
+            check_request(request)
+            check_output(request)
+        except T2VZError as exc:
+            self._emit(Failed(job_id=job_id, kind=exc.kind, message=exc.message, hint=exc.hint, field=exc.field))
+            return job_id
+        flag = threading.Event()
+        with self._lock:
+            self._active[job_id] = flag
+        self._tasks.put(("run", job_id, request, flag))
+        return job_id
+
+    def cancel(self, job_id: str = "") -> None:
+        """Cancel job ``job_id`` (queued or running), or every job when ``job_id`` is ""."""
+        with self._lock:
+            targets = list(self._active) if not job_id else [job_id] if job_id in self._active else []
+            for target in targets:
+                self._active[target].set()
+            queued = [target for target in targets if target != self._running]
+            for target in queued:
+                del self._active[target]
+        for target in queued:
+            self._emit(Failed(job_id=target, kind="cancelled", message="the job was cancelled before it started",
+                              hint="nothing was written"))
+        if job_id and not targets:
+            self._emit(Log(job_id=job_id, level="warning", message=f"no queued or running job {job_id!r} to cancel"))
+
+    def pong(self, client_protocol: str = "") -> Event:
+        """``Pong`` describing this backend, or ``Failed{kind: "protocol"}`` for a client of another protocol."""
+        if client_protocol and client_protocol != str(PROTOCOL_VERSION):
+            return Failed(kind="protocol", field="version",
+                          message=f"the client speaks protocol {client_protocol}, this backend {PROTOCOL_VERSION}",
+                          hint="install the same t2vz version for the add-on and the backend, then restart it")
+        from .sidecar import package_version
+
+        return Pong(version=package_version(), protocol=PROTOCOL_VERSION, python=platform.python_version(),
+                    torch=_torch_version(), device=_device_text())
+
+    def close(self, *, cancel: bool) -> None:
+        """Stop taking work; cancel everything first when ``cancel``; wait for the job thread to finish."""
+        if cancel:
+            with self._lock:
+                busy = bool(self._active)
+            if busy:
+                self.cancel("")
+        self._tasks.put(None)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    # The job thread -------------------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> Any:
+        if self._cache is None:
+            from ..models.loading import ModelCache  # torch is imported here, on the job thread, on first use
+
+            self._cache = ModelCache()
+        return self._cache
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            if task[0] == "unload":
+                self._emit(Unloaded(models=self._unload()))
+                continue
+            _, job_id, request, flag = task
+            with self._lock:
+                if job_id not in self._active:
+                    continue  # cancelled while queued, already reported
+                self._running = job_id
+            self._run(job_id, request, flag)
+
+    def _unload(self) -> int:
+        if self._cache is None:
+            return 0
+        from ..models.devices import free_memory
+
+        count = self._cache.clear()
+        free_memory()
+        return count
+
+    def _run(self, job_id: str, request: AnyRequest, flag: threading.Event) -> None:
+        from .jobs import run_job
+
+        log.info("job %s: %s started", job_id, request.TYPE)
+        try:
+            done = run_job(request, cache=self.cache, emit=self._emit, job_id=job_id, previews=self._previews,
+                           should_cancel=lambda: flag.is_set() or self._is_orphaned())
+            log.info("job %s: done, %d frames in %s", job_id, len(done.frames), done.output_dir)
+        except T2VZError as exc:  # already reported as Failed by run_job
+            log.info("job %s: %s: %s", job_id, exc.kind, exc)
+        except Exception:  # a bug; run_job reported it as Failed{kind: "internal"}
+            log.exception("job %s: internal error", job_id)
+        finally:
+            with self._lock:
+                self._active.pop(job_id, None)
+                self._running = ""
+
+
+class LineWriter:
+    """Writes events as JSON lines to one stream, from any thread; remembers when the reader has gone."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def emit(self, event: Event) -> None:
+        line = dumps(event) + "\n"
+        with self._lock:
+            if self.broken:
+                return
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):  # the client closed the pipe: cancel and exit
+                self.broken = True
+
+
+def serve(infile: TextIO, outfile: TextIO, *, cache: Any = None, previews: bool = True) -> int:
+    """Serve commands from ``infile`` until ``shutdown`` or end of input; events go to ``outfile``. Returns 0."""
+    writer = LineWriter(outfile)
+    parent = os.getppid()
+
+    def orphaned() -> bool:
+        return writer.broken or (os.name == "posix" and os.getppid() != parent)
+
+    dispatcher = Dispatcher(writer.emit, cache=cache, previews=previews, is_orphaned=orphaned)
+    dispatcher.start()
+    for line in iter(infile.readline, ""):
+        if not dispatcher.handle_line(line):
+            log.info("shutdown requested")
+            dispatcher.close(cancel=True)
+            return 0
+    log.info("end of input: %s", "parent gone, cancelling" if orphaned() else "finishing queued jobs")
+    dispatcher.close(cancel=orphaned())
+    return 0
+
+
+def main(previews: bool = True) -> int:
+    """Entry point of ``python -m t2vz_backend worker``: claim stdout for the protocol, then serve stdin."""
+    # Must be set before torch is imported; avoids fragmentation out-of-memory errors across consecutive jobs.
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    protocol_out = _claim_stdout()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s t2vz-worker %(message)s")
+    log.info("worker started (pid %d, protocol %d)", os.getpid(), PROTOCOL_VERSION)
+    infile = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    return serve(infile, protocol_out, previews=previews)
+
+
+def _claim_stdout() -> TextIO:
+    """Keep a private duplicate of stdout for protocol lines and send everything else written to stdout to stderr."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)  # C-level writes to fd 1 (library banners, warnings) now land in the log
+    sys.stdout = sys.stderr
+    return os.fdopen(protocol_fd, "w", encoding="utf-8", newline="\n", buffering=1)
+
+
+def _id_of(line: str) -> str:
+    """The ``id`` of a malformed command, when it can be read, so its ``Failed`` reaches the right job."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return ""
+    job_id = data.get("id") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) else ""
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "not installed"
+    return str(torch.__version__)
+
+
+def _device_text() -> str:
+    try:
+        from ..models.devices import describe_device
+    except ImportError:
+        return "unknown"
+    try:
+        return describe_device().summary()
+    except T2VZError as exc:
+        return f"unavailable: {exc}"
