@@ -1,7 +1,7 @@
 """Micro-benchmark: the UNet cost of ONE main-phase denoising step of an F-frame video, by batch layout.
 
 It isolates what the whole-job benchmark (bench_text2video.py) cannot: how much the engine's separate anchor pass
-(step-major loop, t2vz_backend/sampler.py ``denoise``: one UNet call of G rows for the anchor, then one call per
+(step-major loop, sampling/sampler.py ``denoise``: one UNet call of G rows for the anchor, then one call per
 chunk) costs against a single batched call, at a given model width and resolution.
 
     .venv/bin/python bench/bench_unet_calls.py --channels 32,64,128,128 --size 128
@@ -34,8 +34,8 @@ from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_vid
 )
 from sd_components import ModelConfig, build_model  # noqa: E402
 
-from t2vz_backend.attention.attention import CrossFrameState, cross_frame_attention  # noqa: E402
-from t2vz_backend.attention.text_attention import TextBatch  # noqa: E402
+from t2vz_backend.attention.cross_frame import CrossFrameState, cross_frame_attention  # noqa: E402
+from t2vz_backend.attention.text import TextBatch  # noqa: E402
 from t2vz_backend.sampling.sampler import chunks  # noqa: E402
 
 

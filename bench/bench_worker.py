@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def save_model(cfg: ModelConfig, folder: str, threads: int) -> int:
-    """Write the components as a StableDiffusionPipeline folder (as tiny.py does); returns its size in bytes."""
+    """Write the components as a StableDiffusionPipeline folder (as models/tiny.py does); returns its size in bytes."""
     import torch
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 

@@ -13,10 +13,10 @@ _cli_handle = None
 
 def _modules() -> tuple:
     from . import preferences, properties
-    from .operators import ops_backend, ops_generate, ops_settings
+    from .operators import backend, generate, settings
     from .ui import panels
 
-    return (properties, preferences, ops_generate, ops_backend, ops_settings, panels)  # registered in this order
+    return (properties, preferences, generate, backend, settings, panels)  # registered in this order
 
 
 def register() -> None:

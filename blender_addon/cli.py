@@ -143,7 +143,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _check() -> int:
-    from .operators.ops_backend import PING_TIMEOUT_S, _pong_text
+    from .operators.backend import PING_TIMEOUT_S, _pong_text
 
     client = session.get_client(preferences.client_config(preferences.get_prefs()))
     try:

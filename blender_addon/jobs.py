@@ -21,7 +21,7 @@ from . import preferences
 from .backend.t2vz_backend import protocol, validation
 from .core import compat, paths, request_builder, runner, session
 from .core.errors import T2VZAddonError
-from .scene_passes import scene_sources
+from .scene_passes import job_inputs
 from .timeline import sequencer, sources
 
 
@@ -64,8 +64,8 @@ def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None =
         checked = sources.collect(strips, frame_range, None)  # every check before any file is written
         frame_start, min_channel = checked.frame_start, checked.channel + 1
     elif mode == request_builder.SCENE:
-        scene_sources.check_scene_passes(pass_scene, settings)
-        frame_start, min_channel = scene_sources.scene_range(pass_scene, settings)[0], 1
+        job_inputs.check_scene_passes(pass_scene, settings)
+        frame_start, min_channel = job_inputs.scene_range(pass_scene, settings)[0], 1
     else:
         frame_start = frame_range[0] if frame_range else scene.frame_start
         min_channel = 1
@@ -96,13 +96,13 @@ def _stage_and_build(scene: Any, pass_scene: Any, settings: Any, view: request_b
             request = dataclasses.replace(request, overwrite=True)
         return request
     if mode == request_builder.SCENE:
-        controls = scene_sources.scene_controls(pass_scene, settings, view, job_dir)
+        controls = job_inputs.scene_controls(pass_scene, settings, view, job_dir)
         return request_builder.build_request(settings, view, output_dir, controls=controls)
     masks = ""
     if settings.smooth_bg:
         first = frame_range[0] if frame_range else scene.frame_start
         frames = (first, first + request_builder.frame_count(settings) - 1)
-        masks = scene_sources.mask_dir(pass_scene, settings, frames, job_dir)
+        masks = job_inputs.mask_dir(pass_scene, settings, frames, job_dir)
     return request_builder.build_request(settings, view, output_dir, mask_dir=masks)
 
 

@@ -69,7 +69,7 @@ class T2VZ_AP_preferences(bpy.types.AddonPreferences):
                                        subtype="DIR_PATH", default="")
 
     def draw(self, context):
-        from .ui.ui_preferences import draw_preferences
+        from .ui.preferences import draw_preferences
 
         draw_preferences(self, context, self.layout)
 

@@ -41,7 +41,7 @@ def check_strip(strip, channel: int, frame_start: int, length: int) -> None:
 
 def test_check_backend_reports_python_torch_device(scene):  # noqa: F811
     assert bpy.ops.t2vz.check_backend() == {"FINISHED"}
-    text = submodule("operators.ops_backend").last_check["text"]
+    text = submodule("operators.backend").last_check["text"]
     assert "Python 3." in text and "torch 2." in text and "cpu" in text.lower()
 
 
@@ -142,7 +142,7 @@ def test_edges_from_scene_renders_restore_settings(scene, tmp_path):  # noqa: F8
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 1
     scene.render.filepath = "//keep/"
-    files = submodule("scene_passes.scene_sources").render_color_frames(scene, 1, 2, str(tmp_path / "r"))
+    files = submodule("scene_passes.job_inputs").render_color_frames(scene, 1, 2, str(tmp_path / "r"))
     assert [os.path.basename(f) for f in files] == ["000000.png", "000001.png"] and all(map(os.path.isfile, files))
     assert scene.render.filepath == "//keep/" and scene.render.use_sequencer and scene.frame_current == 1
 

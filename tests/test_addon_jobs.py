@@ -128,7 +128,7 @@ def test_cancel_leaves_no_strip(scene, fake_client):  # noqa: F811
 
 def test_modal_tick_adds_the_strip_when_done(scene, fake_client):  # noqa: F811
     """The GUI path: the timer tick drains events, updates the status bar and ends with the strip."""
-    ops, jobs = submodule("operators.ops_generate"), submodule("jobs")
+    ops, jobs = submodule("operators.generate"), submodule("jobs")
     reports, status = [], []
     op = SimpleNamespace(_job=jobs.launch(jobs.prepare(scene, scene.t2vz, prefs())), _timer="timer",
                          report=lambda kind, text: reports.append((kind, text)))
@@ -152,7 +152,7 @@ class GuiContext:
 
 
 def test_gui_path_is_modal_and_esc_cancels(scene, fake_client, monkeypatch):  # noqa: F811
-    ops, jobs, runner = submodule("operators.ops_generate"), submodule("jobs"), submodule("core.runner")
+    ops, jobs, runner = submodule("operators.generate"), submodule("jobs"), submodule("core.runner")
     monkeypatch.setattr(ops, "headless", lambda context: False)
     fake_client.hang = True
     reports = []

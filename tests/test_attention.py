@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from t2vz_backend.attention.attention import (
+from t2vz_backend.attention.cross_frame import (
     CrossFrameAttnProcessor,
     CrossFrameState,
     cross_frame_attention,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from t2vz_backend.errors import OutputError
-from t2vz_backend.media.frame_io import FrameWriter, check_output_dir, frame_name, prepare_output_dir, write_preview
+from t2vz_backend.media.writer import FrameWriter, check_output_dir, frame_name, prepare_output_dir, write_preview
 
 
 def _frames(n: int, size=(34, 26)) -> list[np.ndarray]:

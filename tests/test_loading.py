@@ -110,7 +110,7 @@ def test_single_ldm_checkpoint_with_local_config(tiny, paths: TinyPaths, tmp_pat
 
 def test_single_checkpoint_job_with_model_config_runs_offline(tiny, paths: TinyPaths, tmp_path) -> None:
     """The request's model_config reaches the loader, so a downloaded .safetensors works without the network."""
-    from t2vz_backend.models.model_cache import ModelCache
+    from t2vz_backend.models.cache import ModelCache
     from t2vz_backend.protocol import Done, TextToVideoRequest
     from t2vz_backend.service.jobs import run_job
 

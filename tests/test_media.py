@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from t2vz_backend.errors import InputError, InvalidRequestError
-from t2vz_backend.media.media import (
+from t2vz_backend.media.reader import (
     count_frames,
     fit_size,
     natural_key,

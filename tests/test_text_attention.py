@@ -9,9 +9,9 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from t2vz_backend.attention import text_attention
-from t2vz_backend.attention.attention import CrossFrameState, cross_attention_names, cross_frame_attention
-from t2vz_backend.attention.text_attention import TextAttnProcessor, TextBatch
+from t2vz_backend.attention import text as text_attention
+from t2vz_backend.attention.cross_frame import CrossFrameState, cross_attention_names, cross_frame_attention
+from t2vz_backend.attention.text import TextAttnProcessor, TextBatch
 from t2vz_backend.pipelines.text_to_video import text_to_video
 from t2vz_backend.protocol import TextToVideoRequest
 from t2vz_backend.sampling.context import JobContext

@@ -11,7 +11,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from t2vz_backend.attention.attention import CrossFrameState
+from t2vz_backend.attention.cross_frame import CrossFrameState
 from t2vz_backend.errors import InvalidRequestError
 from t2vz_backend.pipelines import text_to_video as t2v_module
 from t2vz_backend.pipelines.text_to_video import text_to_video

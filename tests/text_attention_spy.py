@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from t2vz_backend.attention.text_attention import TextAttnProcessor
+from t2vz_backend.attention.text import TextAttnProcessor
 
 
 class FallbackCounter:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, InvalidRequestError
-from ..media.media import IMAGE_EXTENSIONS, check_frame_range, check_same_size, natural_key, read_image_data
+from ..media.reader import IMAGE_EXTENSIONS, check_frame_range, check_same_size, natural_key, read_image_data
 
 DEFAULT_BACKGROUND = 1e9  # at or beyond this a depth value is "no geometry"; Blender's empty Z is about 1e10
 FLOAT_DEPTH_EXTENSIONS = frozenset({".exr", ".npy"})

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DependencyError, InputError, InvalidRequestError
-from ..media.media import check_frame_range, count_frames, read_frames, resize_frames, to_rgb8
+from ..media.reader import check_frame_range, count_frames, read_frames, resize_frames, to_rgb8
 from .depth import (
     DEFAULT_BACKGROUND,
     count_depth_frames,

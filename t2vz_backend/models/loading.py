@@ -2,7 +2,7 @@
 
 A model reference (``JobRequest.model``, ``ControlSpec.model``, ``LoraSpec.path``) is ``"tiny"`` (the built-in
 smoke-test model, :mod:`t2vz_backend.models.tiny`), a hub id, a local diffusers folder or a single checkpoint
-file. :mod:`t2vz_backend.models.model_files` checks it from its JSON/headers first; this module then loads each
+file. :mod:`t2vz_backend.models.files` checks it from its JSON/headers first; this module then loads each
 component on its own (UNet, VAE, CLIP text encoder, tokenizer; the scheduler only as its config), so no safety
 checker or custom pipeline code is ever instantiated.
 
@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidRequestError, ModelLoadError
 from ..protocol import LoraSpec
 from ..sampling.schedulers import make_scheduler
-from . import model_files as mf
-from .model_cache import ModelCache
-from .model_sources import (
+from . import files as mf
+from .cache import ModelCache
+from .sources import (
     check_controlnet_fits,
     controlnet_config_from_unet,
     controlnet_configs_folder,

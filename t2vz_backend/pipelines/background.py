@@ -29,7 +29,7 @@ def load_masks(mask_dir: str, frames: Sequence[int], latent_size: tuple[int, int
     Masks are resized with nearest sampling (no grey edges) and dilated by a 5×5 maximum so the blend never eats
     into the subject.
     """
-    from ..media.media import count_frames, read_frames
+    from ..media.reader import count_frames, read_frames
 
     available = count_frames(mask_dir)
     if max(frames) >= available:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..attention.attention import CrossFrameState, cross_frame_attention
-from ..conditions.control_maps import load_control_maps
+from ..attention.cross_frame import CrossFrameState, cross_frame_attention
+from ..conditions.maps import load_control_maps
 from ..protocol import ControlVideoRequest, TextToVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames

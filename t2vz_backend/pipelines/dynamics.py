@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..attention.attention import CrossFrameState
+from ..attention.cross_frame import CrossFrameState
 from ..protocol import MotionKey
 from ..sampling.context import JobContext
 from ..sampling.sampler import NoisePredictor, denoise

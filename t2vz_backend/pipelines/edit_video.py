@@ -18,9 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..attention.attention import CrossFrameState, cross_frame_attention
+from ..attention.cross_frame import CrossFrameState, cross_frame_attention
 from ..errors import InputError, ModelLoadError
-from ..media.media import fit_size, read_frames, resize_frames
+from ..media.reader import fit_size, read_frames, resize_frames
 from ..protocol import EditVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames

@@ -1,7 +1,7 @@
 """Text2Video-Zero text→video (paper Sect. 3, Alg. 1; method.md §3-§7), as numbered steps.
 
-Notation: frame 0 is the anchor (the paper's frame 1); T = ``t1``, T′ = ``t0`` (noise levels, see schedule.py);
-x¹_T, x¹_T′ the anchor latent at T and T′; W_k the warp of frame k (motion.py); ε_k frame k's re-noising draw.
+Notation: frame 0 is the anchor (the paper's frame 1); T = ``t1``, T′ = ``t0`` (noise levels, see sampling/schedule.py);
+x¹_T, x¹_T′ the anchor latent at T and T′; W_k the warp of frame k (pipelines/motion.py); ε_k frame k's re-noising draw.
 
 1. check inputs  2. encode prompts  3. plan the schedule  4. anchor noise x¹ (diffusers' still noise for the seed)
 5. anchor alone down to T (keep x¹_T) and on to T′  6. x̃ᵏ = W_k(x¹_T′), then DDPM-forward T′→T with ε_k
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..attention.attention import CrossFrameState, cross_frame_attention
+from ..attention.cross_frame import CrossFrameState, cross_frame_attention
 from ..protocol import TextToVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames

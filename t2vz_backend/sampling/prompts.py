@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..attention.text_attention import TextBatch
+from ..attention.text import TextBatch
 
 CACHE_SIZE = 32  # prompts kept per text encoder (77x768 floats each: 0.2 MB in float32)
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # text encoder -> OrderedDict[key, embedding]

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..attention.attention import CrossFrameState, verify_installed
-from ..attention.text_attention import TextBatch
+from ..attention.cross_frame import CrossFrameState, verify_installed
+from ..attention.text import TextBatch
 from .context import JobContext
 
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from ..models.loading import ModelCache
 
 PREVIEW_SIZE = 128  # long side, in pixels, of the live thumbnails sent as Preview events
-_LAST_FRAME = 999_999  # frame names have 6 digits (frame_io) up to here, so the frame count need not be known
+_LAST_FRAME = 999_999  # frame names have 6 digits (media/writer.py) up to here, so the frame count need not be known
 
 
 def _never() -> bool:
@@ -92,7 +92,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         clock.enter("write")
         indices = sorted(frames.paths)
         if request.preview:
-            from ..media.frame_io import write_preview
+            from ..media.writer import write_preview
 
             preview = staged.staged_path(f"preview.{request.preview}")
             write_preview([frames.paths[i] for i in indices], preview, request.fps)
@@ -142,7 +142,7 @@ def expected_frames(request: AnyRequest) -> tuple[int, int]:
 
 def _count_source_frames(request: AnyRequest) -> int:
     """Best-effort frame count of the input media (0 if unknown); the engine checks the media properly."""
-    from ..media.media import count_frames
+    from ..media.reader import count_frames
 
     try:
         if isinstance(request, EditVideoRequest) and request.input:
@@ -231,7 +231,7 @@ class _FrameSink:
         self._writer: Any = None
 
     def __call__(self, index: int, image: Any) -> None:
-        from ..media.frame_io import FrameWriter
+        from ..media.writer import FrameWriter
 
         if self._writer is None:
             # The count is only an estimate when it comes from the media: size the writer by the name width instead.
@@ -246,7 +246,7 @@ def _preview_event(job_id: str, index: int, image: Any, size: int) -> Preview:
     """A downscaled PNG of ``image`` as a base64 ``Preview`` event."""
     from PIL import Image
 
-    from ..media.frame_io import to_uint8
+    from ..media.writer import to_uint8
 
     thumb = Image.fromarray(to_uint8(image))
     thumb.thumbnail((size, size))

@@ -2,7 +2,7 @@
 
 Rules (checked before any work, enforced again on every write):
 
-1. The output folder is the job's own: it must be empty unless ``overwrite`` (frame_io.check_output_dir), and it may
+1. The output folder is the job's own: it must be empty unless ``overwrite`` (media/writer.py), and it may
    not lie inside a folder the job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``) unless
    ``overwrite`` says so. Paths are compared after ``realpath``, so ``..`` and symlinks cannot dodge the check.
 2. Frames are written into ``<output_dir>/.partial-<job id>/`` and moved into ``output_dir`` only when the job is
@@ -60,12 +60,12 @@ def source_folders(request: JobRequest) -> list[tuple[str, str]]:
 
 def check_output(request: JobRequest) -> None:
     """Raise ``OutputError`` if the job may not write to ``request.output_dir``. Pure: creates nothing."""
-    from ..media.frame_io import check_output_dir  # imported here: the client (stdlib only) uses this module's helpers
+    from ..media.writer import check_output_dir  # imported here: the client (stdlib only) uses this module's helpers
 
     folder = resolve(request.output_dir)
     problem = check_output_dir(folder, request.overwrite)
     if problem is not None:
-        # frame_io words its problems "message (hint)", the project's convention for one-line errors.
+        # media.writer words its problems "message (hint)", the project's convention for one-line errors.
         message, _, hint = problem.rpartition(" (") if problem.endswith(")") else (problem, "", "")
         raise OutputError(message, hint=hint.rstrip(")"), field="output_dir")
     if request.overwrite:
@@ -101,7 +101,7 @@ class StagedOutput:
 
     def open(self) -> None:
         """Create the output folder (if needed) and a fresh partial folder inside it."""
-        from ..media.frame_io import prepare_output_dir
+        from ..media.writer import prepare_output_dir
 
         self.created_root = not os.path.exists(self.root)
         prepare_output_dir(self.root, overwrite=True)  # emptiness was checked by check_output before any work

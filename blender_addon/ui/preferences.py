@@ -13,7 +13,7 @@ LOG_LINES = 6  # installer output lines shown under the button
 
 
 def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
-    from ..operators.ops_backend import last_check  # the operator module owns the check state
+    from ..operators.backend import last_check  # the operator module owns the check state
 
     box = layout.box()
     box.label(text="Backend", icon="CONSOLE")

@@ -14,7 +14,7 @@ header gives no rate).
 
 Pixels: grayscale becomes RGB; alpha is composited over black (the background of control maps); 16-bit and float
 images are scaled to 8 bits (floats clipped to 0..1). Float data that must keep its range (depth) is read with
-``read_image_data`` (see ``depth.py``). EXR is read with OpenCV, which needs ``OPENCV_IO_ENABLE_OPENEXR=1``; it is
+``read_image_data`` (conditions/depth.py). EXR is read with OpenCV, which needs ``OPENCV_IO_ENABLE_OPENEXR=1``; it is
 set for this process on the first EXR read. EXIF orientation is not applied.
 
 All frames of a sequence must have one size: a differing image is refused (naming it and both sizes) rather than

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..media.media import fit_size, read_frames
+from ..media.reader import fit_size, read_frames
 from ..protocol import ControlSpec, ControlVideoRequest
 from .pose import keypoints_from_json
 from .preprocess import PreprocessOptions, count_source_frames, run_preprocessor

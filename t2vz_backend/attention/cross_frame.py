@@ -2,7 +2,7 @@
 
 Every self-attention layer (``attn1``) of the UNet and of each ControlNet lets each frame's queries attend to the
 keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) computes
-what it always did, with its keys/values projected once per job (text_attention.py). The batch layout is never
+what it always did, with its keys/values projected once per job (attention/text.py). The batch layout is never
 guessed from the batch size: the caller says how many branches there are.
 
 The loop is step-major (§6.3). At each denoising step the first call runs in ``record`` mode: its batch holds the
@@ -28,7 +28,7 @@ import torch
 
 from ..errors import T2VZError
 from .sdpa import plain_sd_attention, sdpa, split_heads
-from .text_attention import TextAttnProcessor, TextBatch, TextKVCache
+from .text import TextAttnProcessor, TextBatch, TextKVCache
 
 OFF, RECORD, REPLAY = "off", "record", "replay"
 

@@ -146,7 +146,7 @@ def prepare_output_dir(path: PathLike, *, overwrite: bool) -> str:
 
 def _load_frames(frames: Sequence) -> list[np.ndarray]:
     """Frames given as paths or arrays, as uint8 RGB arrays of one size."""
-    from .media import read_image, to_rgb8
+    from .reader import read_image, to_rgb8
 
     out = []
     for number, frame in enumerate(frames):

@@ -1,7 +1,7 @@
-"""Control maps and masks from the 3D scene, through the scene-pass exports (``scene_passes``).
+"""A job's inputs from the 3D scene: the switched-on passes as ControlNet specs, and masks for background smoothing.
 
-Pose, depth and object masks come from the colleague-owned ``scene_passes`` package; edges are the backend's
-canny preprocessor over ordinary renders of the scene, made here. Each export writes into the job folder.
+Pose, depth and object masks come from this package's exports; edges are the backend's canny preprocessor over
+ordinary renders of the scene, made here. Each export writes into the job folder.
 """
 
 from __future__ import annotations
@@ -14,15 +14,9 @@ import bpy
 
 from ..core.errors import T2VZAddonError
 from ..core.request_builder import PrefsView, control_spec
-
-
-def _scene_passes() -> Any:
-    try:
-        from .. import scene_passes
-    except ImportError as exc:  # a build without the scene-pass code
-        raise T2VZAddonError(f"the scene-pass exports are not available ({exc})",
-                             "use a complete build of the add-on, or another mode") from exc
-    return scene_passes
+from .depth import render_depth_maps
+from .masks import render_object_masks
+from .pose_keypoints import export_pose_keypoints
 
 
 def scene_range(scene: Any, settings: Any) -> tuple[int, int]:
@@ -82,11 +76,11 @@ def scene_controls(scene: Any, settings: Any, prefs: PrefsView, job_dir: Path) -
     first, last = scene_range(scene, settings)
     controls = []
     if settings.pass_pose:
-        path = _scene_passes().export_pose_keypoints(scene, first, last, str(job_dir / "controls" / "pose.json"))
+        path = export_pose_keypoints(scene, first, last, str(job_dir / "controls" / "pose.json"))
         controls.append(control_spec(settings, prefs, "pose", path))
     if settings.pass_depth:
         out_dir = job_dir / "controls" / "depth"
-        _scene_passes().render_depth_maps(scene, first, last, str(out_dir), source=settings.depth_source.lower())
+        render_depth_maps(scene, first, last, str(out_dir), source=settings.depth_source.lower())
         controls.append(control_spec(settings, prefs, "depth", str(out_dir)))
     if settings.pass_canny:
         out_dir = job_dir / "controls" / "render"
@@ -104,5 +98,5 @@ def mask_dir(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path) 
                              "choose a Mask Objects collection with the foreground objects, or turn Smooth "
                              "Background off")
     out_dir = job_dir / "masks"
-    _scene_passes().render_object_masks(scene, objects, frames[0], frames[1], str(out_dir))
+    render_object_masks(scene, objects, frames[0], frames[1], str(out_dir))
     return str(out_dir)

@@ -11,7 +11,7 @@ import os
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from . import model_files as mf
+from . import files as mf
 
 if TYPE_CHECKING:
     from ..protocol import LoraSpec

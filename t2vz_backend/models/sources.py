@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from ..errors import ModelLoadError
-from . import model_files as mf
+from . import files as mf
 from .tiny import ensure_tiny_models
 
 # diffusers repositories whose configs (no weights) describe a single-file checkpoint's components
@@ -172,7 +172,7 @@ def controlnet_config_from_unet(unet_config: dict[str, Any], accepted: set[str],
     """A ControlNetModel config for a single-file ControlNet: an original ControlNet copies its UNet's encoder.
 
     ``accepted`` are ControlNetModel's init argument names; ``channels``/``conditioning_channels`` come from the
-    file (:func:`t2vz_backend.models.model_files.controlnet_conditioning`).
+    file (:func:`t2vz_backend.models.files.controlnet_conditioning`).
     """
     config = {k: v for k, v in unet_config.items() if k in accepted and not k.startswith("_")}
     config.update({"_class_name": "ControlNetModel", "in_channels": 4, "conditioning_channels": conditioning_channels,
