@@ -21,6 +21,50 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 PREVIEWS = ("", "mp4", "gif")
 MOTION_MODES = ("clean", "parity")
 MAX_TRAIN_TIMESTEP = 999  # SD 1.x schedules have 1000 training timesteps
+MAX_SIZE = 4096  # pixels per side
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The accepted range of one numeric request field (inclusive), and the range a UI slider should span.
+
+    ``soft_min``/``soft_max`` are what a slider shows by default (typed values may go to ``min``/``max``);
+    ``typical`` completes the hint of an out-of-range value ("20-50 is typical").
+    """
+
+    min: float
+    max: float
+    soft_min: float | None = None
+    soft_max: float | None = None
+    typical: str = ""
+
+
+# Every numeric bound of the contract, in one place: validation checks against it and the add-on builds its
+# properties' min/max from it. Keys are request fields; nested specs use "controls.<field>" / "loras.<field>".
+LIMITS: dict[str, Limit] = {
+    "seed": Limit(0, 2**63 - 1),
+    "steps": Limit(2, 1000, soft_max=100, typical="20-50 is typical"),
+    "guidance": Limit(0.0, math.inf, soft_max=20.0, typical="use 0-1 for no guidance, 7.5 typical"),
+    "width": Limit(8, MAX_SIZE, soft_max=1024, typical="SD 1.5: 512"),
+    "height": Limit(8, MAX_SIZE, soft_max=1024, typical="SD 1.5: 512"),
+    "long_side": Limit(8, MAX_SIZE, soft_max=1024, typical="e.g. 512, or 0 for native"),
+    "frames": Limit(0, math.inf, soft_max=64),
+    "chunk_size": Limit(1, math.inf, soft_max=32, typical="use 1 to 16"),
+    "vae_batch": Limit(1, math.inf, soft_max=16, typical="use 1-4"),
+    "fps": Limit(0.0, math.inf, soft_max=60.0, typical="use e.g. 8 or 24"),
+    "t0": Limit(1, MAX_TRAIN_TIMESTEP - 1, typical="the default is 881"),
+    "t1": Limit(2, MAX_TRAIN_TIMESTEP, typical="the default is 941"),
+    "motion_x": Limit(-1.0, 1.0, soft_min=-0.1, soft_max=0.1, typical="use values like 0.02"),
+    "motion_y": Limit(-1.0, 1.0, soft_min=-0.1, soft_max=0.1, typical="use values like 0.02"),
+    "smooth_bg_strength": Limit(0.0, 1.0, typical="0.4 is the default"),
+    "image_guidance": Limit(0.0, math.inf, soft_max=5.0, typical="1.0-1.5 is typical"),
+    "input_start": Limit(0, math.inf, typical="use 0 or more"),
+    "input_fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
+    "controls.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
+    "controls.start_frame": Limit(0, math.inf, typical="use 0 or more"),
+    "controls.fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
+    "loras.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
+}
 
 
 @dataclass(frozen=True)
@@ -90,15 +134,14 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
             out.append(Problem(f"loras[{i}].path", "a LoRA entry has no path", "give the LoRA .safetensors file"))
         elif _looks_like_path(lora.path) and not os.path.exists(os.path.expanduser(lora.path)):
             out.append(Problem(f"loras[{i}].path", f"LoRA file {lora.path!r} does not exist", "check the path"))
-        _finite(out, f"loras[{i}].scale", lora.scale)
+        _in_limits(out, f"loras[{i}].scale", lora.scale, "loras.scale")
     if not 0 <= r.seed < 2**63:
         out.append(Problem("seed", f"seed {r.seed} is out of range", "use a seed between 0 and 2**63-1"))
-    if r.steps < 2:
+    if r.steps < LIMITS["steps"].min:
         out.append(Problem("steps", f"steps={r.steps} is too few", "use at least 2 steps (20-50 is typical)"))
-    if r.steps > 1000:
+    if r.steps > LIMITS["steps"].max:
         out.append(Problem("steps", f"steps={r.steps} exceeds the 1000 training timesteps", "use at most 1000"))
-    if _finite(out, "guidance", r.guidance) and r.guidance < 0:
-        out.append(Problem("guidance", f"guidance={r.guidance} is negative", "use 0-1 for no guidance, 7.5 typical"))
+    _in_limits(out, "guidance", r.guidance)
     _size(r, out)
     if r.frames < 0:
         out.append(Problem("frames", f"frames={r.frames} is negative", "use 1 or more frames"))
@@ -114,16 +157,14 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
                 f"frame range {first}-{last} is outside frames 0-{r.frames - 1}",
                 f"choose frames within 0-{r.frames - 1}",
             ))
-    if r.chunk_size < 1:
-        out.append(Problem("chunk_size", f"chunk_size={r.chunk_size} must be at least 1", "use 1 to 16"))
-    if r.vae_batch < 1:
-        out.append(Problem("vae_batch", f"vae_batch={r.vae_batch} must be at least 1", "use 1-4"))
+    _in_limits(out, "chunk_size", r.chunk_size)
+    _in_limits(out, "vae_batch", r.vae_batch)
     _choice(out, "scheduler", r.scheduler, SCHEDULERS)
     if r.device.split(":")[0] not in DEVICES:
         out.append(Problem("device", f"unknown device {r.device!r}", f"use one of {', '.join(DEVICES)} (or cuda:N)"))
     _choice(out, "dtype", r.dtype, DTYPES)
     _choice(out, "preview", r.preview, PREVIEWS)
-    if _finite(out, "fps", r.fps) and r.fps <= 0:
+    if _in_limits(out, "fps", r.fps) and r.fps <= 0:
         out.append(Problem("fps", f"fps={r.fps} must be positive", "use e.g. 8 or 24"))
 
 
@@ -136,8 +177,9 @@ def _size(r: JobRequest, out: list[Problem]) -> None:
         if value < 8 or value % 8:
             fixed = max(8, round(value / 8) * 8)
             out.append(Problem(name, f"{name}={value} is not a positive multiple of 8", f"use {name}={fixed}"))
-        elif value > 4096:
-            out.append(Problem(name, f"{name}={value} is larger than 4096", "use at most 4096 (SD 1.5: 512)"))
+        elif value > LIMITS[name].max:
+            out.append(Problem(name, f"{name}={value} is larger than {MAX_SIZE}",
+                               f"use at most {MAX_SIZE} (SD 1.5: 512)"))
     if allows_auto and (r.width == 0) != (r.height == 0):
         out.append(Problem("width", "width and height must both be set or both be 0", "set both, or 0 for auto"))
 
@@ -149,10 +191,8 @@ def _text2video(r: TextToVideoRequest, out: list[Problem]) -> None:
         out.append(Problem(
             "frame_prompts", f"{len(r.frame_prompts)} frame prompts for {r.frames} frames", "give one per frame"
         ))
-    mx = _finite(out, "motion_x", r.motion_x)
-    my = _finite(out, "motion_y", r.motion_y)
-    if mx and my and max(abs(r.motion_x), abs(r.motion_y)) > 1:
-        out.append(Problem("motion_x", "motion is a fraction of the frame per frame", "use values like 0.02"))
+    _in_limits(out, "motion_x", r.motion_x, unit="motion is a fraction of the frame per frame")
+    _in_limits(out, "motion_y", r.motion_y, unit="motion is a fraction of the frame per frame")
     if r.motion_path and len(r.motion_path) != r.frames:
         out.append(Problem("motion_path", f"{len(r.motion_path)} motion keys for {r.frames} frames", "one per frame"))
     for i, key in enumerate(r.motion_path):
@@ -161,14 +201,13 @@ def _text2video(r: TextToVideoRequest, out: list[Problem]) -> None:
         if math.isfinite(key.zoom) and key.zoom <= 0:
             out.append(Problem(f"motion_path[{i}].zoom", f"zoom={key.zoom} must be positive", "1.0 = no zoom"))
     _choice(out, "motion_mode", r.motion_mode, MOTION_MODES)
-    if not 0 < r.t0 < r.t1 <= MAX_TRAIN_TIMESTEP:
+    if not LIMITS["t0"].min <= r.t0 < r.t1 <= LIMITS["t1"].max:
         out.append(Problem(
             "t0" if r.t0 >= r.t1 or r.t0 <= 0 else "t1",
             f"need 0 < t0 < t1 <= {MAX_TRAIN_TIMESTEP}, got t0={r.t0}, t1={r.t1}",
             "t0/t1 are training timesteps (noise levels); the defaults are t0=881, t1=941",
         ))
-    if _finite(out, "smooth_bg_strength", r.smooth_bg_strength) and not 0 <= r.smooth_bg_strength <= 1:
-        out.append(Problem("smooth_bg_strength", f"{r.smooth_bg_strength} is outside 0-1", "0.4 is the default"))
+    _in_limits(out, "smooth_bg_strength", r.smooth_bg_strength)
     if r.smooth_bg:
         if not r.mask_dir:
             out.append(Problem("mask_dir", "background smoothing needs foreground masks", "set mask_dir"))
@@ -189,15 +228,13 @@ def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
             out.append(Problem(f"{name}.path", f"control frames {c.path!r} do not exist", "check the path"))
         if c.model and _looks_like_path(c.model) and not os.path.exists(os.path.expanduser(c.model)):
             out.append(Problem(f"{name}.model", f"ControlNet path {c.model!r} does not exist", "check the path"))
-        _finite(out, f"{name}.scale", c.scale)
+        _in_limits(out, f"{name}.scale", c.scale, "controls.scale")
         if _finite(out, f"{name}.start", c.start) and _finite(out, f"{name}.end", c.end):
             if not 0 <= c.start < c.end <= 1:
                 out.append(Problem(f"{name}.start", f"need 0 <= start < end <= 1, got {c.start}-{c.end}",
                                    "start/end are fractions of the schedule; 0 and 1 use it all"))
-        if c.start_frame < 0:
-            out.append(Problem(f"{name}.start_frame", f"start_frame={c.start_frame} is negative", "use 0 or more"))
-        if _finite(out, f"{name}.fps", c.fps) and c.fps < 0:
-            out.append(Problem(f"{name}.fps", f"fps={c.fps} is negative", "use 0 for the source rate"))
+        _in_limits(out, f"{name}.start_frame", c.start_frame, "controls.start_frame")
+        _in_limits(out, f"{name}.fps", c.fps, "controls.fps")
     _finite(out, "motion_x", r.motion_x)
     _finite(out, "motion_y", r.motion_y)
     _long_side(r.long_side, out)
@@ -210,18 +247,41 @@ def _pix2pix(r: EditVideoRequest, out: list[Problem]) -> None:
         out.append(Problem("input", "no input video given", "give a folder of frames or a movie file"))
     elif not os.path.exists(r.input):
         out.append(Problem("input", f"input {r.input!r} does not exist", "check the path"))
-    if _finite(out, "image_guidance", r.image_guidance) and r.image_guidance < 0:
-        out.append(Problem("image_guidance", f"image_guidance={r.image_guidance} is negative", "1.0-1.5 is typical"))
-    if r.input_start < 0:
-        out.append(Problem("input_start", f"input_start={r.input_start} is negative", "use 0 or more"))
-    if _finite(out, "input_fps", r.input_fps) and r.input_fps < 0:
-        out.append(Problem("input_fps", f"input_fps={r.input_fps} is negative", "use 0 for the source rate"))
+    _in_limits(out, "image_guidance", r.image_guidance)
+    _in_limits(out, "input_start", r.input_start)
+    _in_limits(out, "input_fps", r.input_fps)
     _long_side(r.long_side, out)
 
 
 def _long_side(value: int, out: list[Problem]) -> None:
     if value and (value < 8 or value % 8):
         out.append(Problem("long_side", f"long_side={value} is not a multiple of 8", "use e.g. 512, or 0 for native"))
+    elif value:
+        _in_limits(out, "long_side", value)
+
+
+def _in_limits(out: list[Problem], name: str, value: float, key: str = "", unit: str = "") -> bool:
+    """Check ``value`` of field ``name`` against ``LIMITS[key or name]``; True when it is finite and within them."""
+    if not _finite(out, name, value):
+        return False
+    limit = LIMITS[key or name]
+    if limit.min <= value <= limit.max:
+        return True
+    side = f"below the minimum {_number(limit.min)}" if value < limit.min else f"above the maximum {_number(limit.max)}"
+    if math.isinf(limit.max):
+        hint = f"use {name} of at least {_number(limit.min)}"
+    elif math.isinf(limit.min):
+        hint = f"use {name} of at most {_number(limit.max)}"
+    else:
+        hint = f"use {name} between {_number(limit.min)} and {_number(limit.max)}"
+    if unit:
+        hint = f"{unit}: {hint}"
+    out.append(Problem(name, f"{name}={value} is {side}", f"{hint}; {limit.typical}" if limit.typical else hint))
+    return False
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
 def _finite(out: list[Problem], name: str, value: float) -> bool:
