@@ -4,7 +4,9 @@ Rules (checked before any work, enforced again on every write):
 
 1. The output folder is the job's own: it must be empty unless ``overwrite`` (media/writer.py), and it may
    not lie inside a folder the job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``) unless
-   ``overwrite`` says so. Paths are compared after ``realpath``, so ``..`` and symlinks cannot dodge the check.
+   ``overwrite`` says so. A source that is one file (a movie, an image, a pose JSON) only forbids writing over that
+   file: the output may not be the file or hold it, but may sit beside it (a job folder next to the movie of a
+   .blend file). Paths are compared after ``realpath``, so ``..`` and symlinks cannot dodge the check.
 2. Frames are written into ``<output_dir>/.partial-<job id>/`` and moved into ``output_dir`` only when the job is
    complete, so a cancelled or failed job leaves nothing half-written; the user's own files are never touched
    (``overwrite`` replaces frames with the same names, nothing else).
@@ -41,8 +43,8 @@ def is_inside(path: str, root: str) -> bool:
         return False
 
 
-def source_folders(request: JobRequest) -> list[tuple[str, str]]:
-    """(request field, resolved folder) of every source the job reads; a file source counts as its folder."""
+def source_paths(request: JobRequest) -> list[tuple[str, str]]:
+    """(request field, resolved path) of every source the job reads: folders and single files."""
     sources: list[tuple[str, str]] = []
     if isinstance(request, EditVideoRequest):
         sources.append(("input", request.input))
@@ -50,12 +52,12 @@ def source_folders(request: JobRequest) -> list[tuple[str, str]]:
         sources.extend((f"controls[{i}].path", spec.path) for i, spec in enumerate(request.controls))
     elif isinstance(request, TextToVideoRequest) and request.mask_dir:
         sources.append(("mask_dir", request.mask_dir))
-    out = []
-    for name, path in sources:
-        if path:
-            real = resolve(path)
-            out.append((name, real if os.path.isdir(real) else os.path.dirname(real)))
-    return out
+    return [(name, resolve(path)) for name, path in sources if path]
+
+
+def source_folders(request: JobRequest) -> list[tuple[str, str]]:
+    """(request field, folder) of every folder source: the job's output may not lie inside one of them."""
+    return [(name, path) for name, path in source_paths(request) if os.path.isdir(path)]
 
 
 def check_output(request: JobRequest) -> None:
@@ -63,6 +65,11 @@ def check_output(request: JobRequest) -> None:
     from ..media.writer import check_output_dir  # imported here: the client (stdlib only) uses this module's helpers
 
     folder = resolve(request.output_dir)
+    for name, source in source_paths(request):  # even with overwrite: a source is never written over
+        if not os.path.isdir(source) and is_inside(source, folder):
+            raise OutputError(f"output folder {folder} is or holds the source file {source} ({name})",
+                              hint="choose an output folder that does not contain the job's sources",
+                              field="output_dir")
     problem = check_output_dir(folder, request.overwrite)
     if problem is not None:
         # media.writer words its problems "message (hint)", the project's convention for one-line errors.
