@@ -15,15 +15,27 @@ from typing import Any
 import bpy
 
 from . import jobs, preferences
-from .core import compat, paths, session
-from .core.errors import T2VZAddonError
+from .core import compat, contract, modes, paths, session
+from .core.errors import T2VZAddonError, error_text
+from .core.settings_table import SCENE_SETTINGS
 
-MODES = {"text2video": "TEXT2VIDEO", "restyle": "CONTROLNET", "edit": "PIX2PIX", "scene": "SCENE"}
-SETTING_OPTIONS = (  # (option dest, scene setting)
-    ("prompt", "prompt"), ("negative_prompt", "negative_prompt"), ("seed", "seed"), ("steps", "steps"),
-    ("guidance", "guidance"), ("width", "width"), ("height", "height"), ("frames", "frames"),
-    ("chunk_size", "chunk_size"),
-)
+OPTION_SETTINGS = tuple(s for s in SCENE_SETTINGS if s.cli and contract.kind(s) != "pointer")  # one option each
+_TYPES = {"int": int, "float": float, "string": str, "enum": str}
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    """``--<setting>`` for every scene setting: typed and bounded like the setting, defaulting to the scene's."""
+    for setting in OPTION_SETTINGS:
+        spec = contract.prop_spec(setting, setting.modes[0])
+        flag = "--" + setting.name.replace("_", "-")
+        text = f"{setting.description} (default: the scene's setting)"
+        if spec.kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, dest=setting.name, help=text)
+        elif spec.kind == "vector":
+            parser.add_argument(flag, type=float, nargs=spec.kwargs["size"], dest=setting.name, help=text)
+        else:
+            choices = [item[0] for item in spec.kwargs.get("items", ())] or None
+            parser.add_argument(flag, type=_TYPES[spec.kind], choices=choices, dest=setting.name, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,15 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run the job configured in the scene; the frames become an image strip.")
     gen.add_argument("--blend", metavar="FILE", help="open this .blend file first")
     gen.add_argument("--scene", metavar="NAME", help="scene to use (default: the file's active scene)")
-    gen.add_argument("--mode", choices=sorted(MODES), help="what to generate (default: the scene's setting)")
+    gen.add_argument("--mode", choices=sorted(modes.BY_CLI), help="what to generate (default: the scene's setting)")
     gen.add_argument("--strips", nargs="+", metavar="NAME", help="source strips (default: the selected ones)")
     gen.add_argument("--frame-range", metavar="A-B", help="timeline frames A to B, inclusive")
     gen.add_argument("--out", metavar="DIR", help="folder for job folders (default: the preference, //t2vz/)")
-    gen.add_argument("--prompt", help="prompt (the instruction in edit mode)")
-    gen.add_argument("--negative-prompt", help="negative prompt")
-    for name, kind in (("seed", int), ("steps", int), ("guidance", float), ("width", int), ("height", int),
-                       ("frames", int), ("chunk-size", int)):
-        gen.add_argument(f"--{name}", type=kind, help=f"{name.replace('-', ' ')} (default: the scene's setting)")
+    _add_setting_options(gen)
     gen.add_argument("--model", help="base model for this run: hub id, folder or .safetensors")
     gen.add_argument("--python", metavar="PATH", help="backend Python interpreter for this run")
     gen.add_argument("--save", action="store_true", help="save the .blend file after adding the strip")
@@ -64,7 +72,7 @@ def execute(argv: Sequence[str]) -> int:
         with _pref_overrides(args):
             return _generate(args) if args.command == "generate" else _check()
     except T2VZAddonError as error:
-        print(f"t2vz: error: {error.report_text()}", file=sys.stderr)
+        print(f"t2vz: error: {_error_line(error)}", file=sys.stderr)
         return 2
     finally:
         session.stop()  # the process ends after the command: do not leave the worker behind
@@ -108,11 +116,13 @@ def _generate(args: argparse.Namespace) -> int:
         raise T2VZAddonError(f"there is no scene {args.scene!r}", "check the --scene name")
     settings = scene.t2vz
     if args.mode:
-        settings.mode = MODES[args.mode]
-    for dest, name in SETTING_OPTIONS:
-        value = getattr(args, dest)
+        settings.mode = modes.BY_CLI[args.mode].key
+    for setting in OPTION_SETTINGS:  # after the mode: a per-mode setting is set for the mode that runs
+        value = getattr(args, setting.name)
         if value is not None:
-            setattr(settings, name, value)
+            value = tuple(value) if isinstance(value, list) else value
+            contract.check_value(setting, value)
+            setattr(settings, setting.name, value)
     if args.frame_range:
         first, last = paths.frame_list_range(args.frame_range)
         settings.use_frame_range, settings.frame_range_start, settings.frame_range_end = True, first, last
@@ -130,7 +140,7 @@ def _generate(args: argparse.Namespace) -> int:
     try:
         strip = jobs.run_blocking(plan)
     except T2VZAddonError as error:
-        print(f"t2vz: error: {error.report_text()}", file=sys.stderr)
+        print(f"t2vz: error: {_error_line(error)}", file=sys.stderr)
         return 1
     start = compat.strip_range(strip)[0]
     print(f"t2vz: added strip {strip.name!r} on channel {strip.channel} at frame {start} "
@@ -142,14 +152,18 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check() -> int:
-    from .operators.backend import PING_TIMEOUT_S, _pong_text
+def _error_line(error: T2VZAddonError) -> str:
+    """The error, and the option that sets the setting at fault where there is one."""
+    option = {s.name for s in OPTION_SETTINGS}
+    return error.report_text() + (f" (option --{error.setting.replace('_', '-')})" if error.setting in option else "")
 
+
+def _check() -> int:
     client = session.get_client(preferences.client_config(preferences.get_prefs()))
     try:
-        pong = client.ping(PING_TIMEOUT_S)
+        pong = client.ping(session.PING_TIMEOUT_S)
     except Exception as exc:  # the client's BackendError: the worker did not start or answer
-        print(f"t2vz: error: {getattr(exc, 'message', exc)}. {getattr(exc, 'hint', '')}", file=sys.stderr)
+        print(f"t2vz: error: {error_text(exc)}", file=sys.stderr)
         return 1
-    print(f"t2vz: backend OK: {_pong_text(pong)}")
+    print(f"t2vz: backend OK: {session.pong_text(pong)}")
     return 0

@@ -1,9 +1,14 @@
 """A job from settings to strip, shared by the operators and the CLI.
 
-1. ``prepare``: check the settings, the backend environment and the sources; make the job folder, stage the
-   inputs, build and validate the request. Nothing reaches the backend or the timeline when this fails.
+1. ``prepare``: check the backend environment and the sources (nothing written yet); make a fresh job folder,
+   plan where each input goes, build the request and validate it once (``request_builder.check``, the function
+   the panel's previews call); only then write the inputs (link strip frames, render scene passes) and
+   ``request.json``. Nothing reaches the backend or the timeline when this fails, and the job folder goes again.
 2. ``launch``: submit it (``runner`` keeps the state the panel draws).
 3. ``finish``: once ``Done`` arrived and every frame is on disk, add the image strip; on failure add nothing.
+
+Every job, a Redo too, writes into a job folder made for it (``paths.new_job_dir``), never into an existing one,
+and the request never sets ``overwrite``: a strip's stored request does not either.
 """
 
 from __future__ import annotations
@@ -11,15 +16,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import bpy
 
 from . import preferences
-from .backend.t2vz_backend import protocol, validation
-from .core import compat, paths, request_builder, runner, session
+from .backend.t2vz_backend import protocol
+from .core import compat, modes, paths, request_builder, runner, session
 from .core.errors import T2VZAddonError
 from .scene_passes import job_inputs
 from .timeline import sequencer, sources
@@ -40,40 +46,41 @@ class JobPlan:
         return protocol.dumps(self.request)
 
 
-def _raise_problem(problem: validation.Problem) -> None:
-    raise T2VZAddonError(problem.message, problem.hint)
+@dataclass
+class _Inputs:
+    """A job's inputs, planned: where they will be (for the request) and what writes them there."""
 
-
-def _check_settings(settings: Any, view: request_builder.PrefsView) -> None:
-    problems = request_builder.preview_problems(settings, view)
-    for key in sorted(problems, key=lambda k: k == ""):
-        _raise_problem(problems[key][0])
+    source: request_builder.SourceInput | None = None
+    controls: tuple[protocol.ControlSpec, ...] = ()
+    mask_dir: str = ""
+    writers: list[Callable[[], object]] = field(default_factory=list)
 
 
 def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None = None, output_root: str = "",
             pass_scene: Any = None) -> JobPlan:
     """Everything up to the submission; ``strips`` defaults to the selected strips of ``scene``."""
     view = preferences.prefs_view(prefs)
-    _check_settings(settings, view)
     config = preferences.client_config(prefs)  # fails here, with install instructions, when there is no backend
     mode = settings.mode
     pass_scene = pass_scene or scene
     frame_range = (settings.frame_range_start, settings.frame_range_end) if settings.use_frame_range else None
-    if mode in request_builder.SOURCE_MODES:
-        strips = compat.selected_strips(scene) if strips is None else strips
-        checked = sources.collect(strips, frame_range, None)  # every check before any file is written
+    checked = None
+    if mode in modes.SOURCE_MODES:
+        checked = sources.collect(compat.selected_strips(scene) if strips is None else strips, frame_range)
         frame_start, min_channel = checked.frame_start, checked.channel + 1
-    elif mode == request_builder.SCENE:
+    elif mode == modes.SCENE:
         job_inputs.check_scene_passes(pass_scene, settings)
         frame_start, min_channel = job_inputs.scene_range(pass_scene, settings)[0], 1
     else:
-        frame_start = frame_range[0] if frame_range else scene.frame_start
-        min_channel = 1
+        frame_start, min_channel = frame_range[0] if frame_range else scene.frame_start, 1
     job_dir = paths.new_job_dir(preferences.output_root(prefs, output_root), settings.prompt, settings.seed)
     try:
-        request = _stage_and_build(scene, pass_scene, settings, view, job_dir, strips, frame_range)
-        for problem in validation.validate_request(request):
-            _raise_problem(problem)
+        inputs = _plan_inputs(pass_scene, settings, view, job_dir, checked, frame_start)
+        request = request_builder.build_request(settings, view, str(job_dir / "frames"), source=inputs.source,
+                                                controls=inputs.controls, mask_dir=inputs.mask_dir)
+        request_builder.check(request, mode, staged=False)  # the inputs are planned, written below
+        for write in inputs.writers:
+            write()
         (job_dir / "request.json").write_text(protocol.dumps(request) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(job_dir, ignore_errors=True)  # a folder made a moment ago by this function
@@ -82,40 +89,27 @@ def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None =
                    paths.strip_name(settings.prompt, settings.seed), config)
 
 
-def _stage_and_build(scene: Any, pass_scene: Any, settings: Any, view: request_builder.PrefsView, job_dir: Path,
-                     strips: list[Any] | None, frame_range: tuple[int, int] | None) -> Any:
-    output_dir = str(job_dir / "frames")
-    mode = settings.mode
-    if mode in request_builder.SOURCE_MODES:
-        staged = sources.collect(strips or [], frame_range, job_dir / "input")
-        request = request_builder.build_request(settings, view, output_dir, source=staged.input)
-        if os.path.isfile(staged.input.path) and _inside(output_dir, os.path.dirname(staged.input.path)):
-            # A movie next to the .blend file: the backend refuses an output inside a source's folder (it could
-            # mix frames into an image folder). A movie is one file and output_dir a fresh folder of a fresh job
-            # folder, so nothing can be mixed or replaced: allow it explicitly.
-            request = dataclasses.replace(request, overwrite=True)
-        return request
-    if mode == request_builder.SCENE:
-        controls = job_inputs.scene_controls(pass_scene, settings, view, job_dir)
-        return request_builder.build_request(settings, view, output_dir, controls=controls)
-    masks = ""
+def _plan_inputs(pass_scene: Any, settings: Any, view: request_builder.PrefsView, job_dir: Path,
+                 checked: sources.StripSource | None, frame_start: int) -> _Inputs:
+    if checked is not None:
+        input_dir = job_dir / "input"
+        return _Inputs(source=checked.input_at(input_dir), writers=[lambda: checked.stage(input_dir)])
+    if settings.mode == modes.SCENE:
+        controls, writers = job_inputs.scene_controls(pass_scene, settings, view, job_dir)
+        return _Inputs(controls=controls, writers=writers)
     if settings.smooth_bg:
-        first = frame_range[0] if frame_range else scene.frame_start
-        frames = (first, first + request_builder.frame_count(settings) - 1)
-        masks = job_inputs.mask_dir(pass_scene, settings, frames, job_dir)
-    return request_builder.build_request(settings, view, output_dir, mask_dir=masks)
-
-
-def _inside(path: str, root: str) -> bool:
-    path, root = os.path.realpath(path), os.path.realpath(root)
-    try:
-        return os.path.commonpath([path, root]) == root
-    except ValueError:  # different drives (Windows)
-        return False
+        frames = (frame_start, frame_start + request_builder.frame_count(settings) - 1)
+        masks, writer = job_inputs.mask_dir(pass_scene, settings, frames, job_dir)
+        return _Inputs(mask_dir=masks, writers=[writer])
+    return _Inputs()
 
 
 def prepare_redo(scene: Any, strip: Any, prefs: Any, output_root: str = "") -> JobPlan:
-    """Run a generated strip's stored request again, into a new job folder, above that strip."""
+    """Run a generated strip's stored request again, into a new job folder, above that strip.
+
+    The output always goes to the new folder and ``overwrite`` is off, whatever the stored request says (strips
+    made by older versions may carry it).
+    """
     data = sequencer.strip_request(strip)
     if data is None:
         raise T2VZAddonError(f"strip {strip.name!r} was not made by T2V-Zero", "select a generated strip")
@@ -127,13 +121,15 @@ def prepare_redo(scene: Any, strip: Any, prefs: Any, output_root: str = "") -> J
     config = preferences.client_config(prefs)
     prompt = getattr(request, "prompt", "") or getattr(request, "instruction", "")
     job_dir = paths.new_job_dir(preferences.output_root(prefs, output_root), prompt, request.seed)
-    request = dataclasses.replace(request, output_dir=str(job_dir / "frames"),
+    request = dataclasses.replace(request, output_dir=str(job_dir / "frames"), overwrite=False,
                                   offline=request.offline or preferences.effective_offline(prefs))
-    problems = validation.validate_request(request)
-    if problems:
+    mode = modes.for_request_type(request.TYPE)
+    try:
+        request_builder.check(request, mode.key)  # the stored sources must still be there
+        (job_dir / "request.json").write_text(protocol.dumps(request) + "\n", encoding="utf-8")
+    except BaseException:
         shutil.rmtree(job_dir, ignore_errors=True)
-        _raise_problem(problems[0])
-    (job_dir / "request.json").write_text(protocol.dumps(request) + "\n", encoding="utf-8")
+        raise
     return JobPlan(request, str(job_dir), scene.name, sequencer.strip_frame_start(strip), strip.channel + 1,
                    paths.strip_name(prompt, request.seed), config)
 

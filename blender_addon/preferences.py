@@ -1,77 +1,62 @@
 """Add-on preferences: the backend environment, models, device and precision, network, output folder.
 
-No ``from __future__ import annotations`` here: Blender reads the ``bpy.props`` annotations as objects.
+The preferences that fill a request (models, device, precision, VAE batch, offline, pickle) are built from
+``core/settings_table.PREFERENCE_SETTINGS``, so their defaults and choices are the backend contract's; the rest
+(where the backend runs, the output folder) belong to the add-on. No ``from __future__ import annotations`` here:
+Blender reads the ``bpy.props`` annotations as objects.
 """
 
 import os
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, StringProperty
 
-from .core import compat, environment, installer, request_builder, session
+from .core import compat, environment, installer, request_builder, session, settings_table
 from .core.errors import T2VZAddonError
+from .properties import annotations
 
-DEVICES = (("auto", "Auto", "CUDA, then Apple MPS, then the CPU"), ("cuda", "CUDA", "NVIDIA (or ROCm) GPU"),
-           ("mps", "Apple MPS", "Apple Silicon GPU"), ("cpu", "CPU", "Slow, but works everywhere"))
-DTYPES = (("auto", "Auto", "Half precision on GPUs, full precision on the CPU"),
-          ("float16", "Half (fp16)", "Half the memory; not for GTX 16xx cards"),
-          ("bfloat16", "BFloat16", "Half the memory on recent GPUs"),
-          ("float32", "Full (fp32)", "Most memory, most robust"))
-MODEL_HELP = "A Hugging Face hub id, a diffusers folder or a .safetensors file"
+DEFAULT_OUTPUT_ROOT = "//t2vz/"  # beside the .blend file
 
 
-class T2VZ_AP_preferences(bpy.types.AddonPreferences):
-    bl_idname = __package__
+def _draw(self, context):
+    from .ui.preferences import draw_preferences
 
-    backend_mode: EnumProperty(
-        name="Backend", description="Where the diffusion models run",
-        items=(("SUBPROCESS", "Separate Process", "A worker process with its own Python environment (recommended)"),
-               ("IN_PROCESS", "Inside Blender", "A thread of Blender's own Python, which then needs torch")),
-        default="SUBPROCESS")
-    python_source: EnumProperty(
-        name="Python", description="Which Python environment runs the worker",
-        items=(("AUTO", "Installed Environment", "The environment made by Install Dependencies (install_deps.py)"),
-               ("CUSTOM", "Custom Interpreter", "A Python interpreter of your choice that has torch and diffusers")),
-        default="AUTO")
-    python_path: StringProperty(name="Interpreter", description="Python interpreter of the backend environment",
-                                subtype="FILE_PATH", default="")
-    install_torch: EnumProperty(
-        name="Torch Build", description="Which torch build Install Dependencies installs",
-        items=(("auto", "Auto", "Detect the GPU"), ("cuda", "CUDA", "NVIDIA"), ("rocm", "ROCm", "AMD on Linux"),
-               ("mps", "MPS", "Apple Silicon"), ("cpu", "CPU", "No GPU")), default="auto")
-    base_model: StringProperty(name="Base Model", description=f"Stable Diffusion 1.x model. {MODEL_HELP}",
-                               default="stable-diffusion-v1-5/stable-diffusion-v1-5")
-    model_config: StringProperty(name="Checkpoint Configs", description="Only for a single .safetensors base "
-                                 "model: a local diffusers SD 1.5 folder whose configs and tokenizer to use (needed "
-                                 "offline unless they are in the model cache)", subtype="DIR_PATH", default="")
-    controlnet_canny: StringProperty(name="ControlNet Edges", description=f"Canny ControlNet; empty: the "
-                                     f"backend's default. {MODEL_HELP}", default="")
-    controlnet_depth: StringProperty(name="ControlNet Depth", description=f"Depth ControlNet; empty: the "
-                                     f"backend's default. {MODEL_HELP}", default="")
-    controlnet_pose: StringProperty(name="ControlNet Pose", description=f"OpenPose ControlNet; empty: the "
-                                    f"backend's default. {MODEL_HELP}", default="")
-    pix2pix_model: StringProperty(name="Pix2Pix Model", description=f"Instruct-Pix2Pix model for Edit mode. "
-                                  f"{MODEL_HELP}", default="timbrooks/instruct-pix2pix")
-    device: EnumProperty(name="Device", description="Where the models run", items=DEVICES, default="auto")
-    dtype: EnumProperty(name="Precision", description="Number format of the model weights", items=DTYPES,
-                        default="auto")
-    vae_batch: IntProperty(name="VAE Batch", description="Frames decoded at a time (lower: less memory)",
-                           default=2, min=1, soft_max=16)
-    offline: BoolProperty(name="Offline", description="Use only models already on disk; also on whenever "
-                          "Blender's online access is off", default=False)
-    hf_home: StringProperty(name="Model Cache", description="Hugging Face cache folder (HF_HOME); empty: the "
-                            "standard one", subtype="DIR_PATH", default="")
-    # No DIR_PATH subtype: preference paths do not accept Blender's "//" (relative to the .blend file) prefix.
-    output_root: StringProperty(name="Output Folder", description="Where job folders go; a path starting with // "
-                                "is relative to the .blend file", default="//t2vz/")
-    unsaved_output_dir: StringProperty(name="Unsaved Files", description="Output folder while the .blend file is "
-                                       "not saved yet; empty: a t2vz folder in Blender's user data",
-                                       subtype="DIR_PATH", default="")
+    draw_preferences(self, context, self.layout)
 
-    def draw(self, context):
-        from .ui.preferences import draw_preferences
 
-        draw_preferences(self, context, self.layout)
+T2VZ_AP_preferences = type("T2VZ_AP_preferences", (bpy.types.AddonPreferences,), {
+    "bl_idname": __package__,
+    "draw": _draw,
+    "__annotations__": {
+        "backend_mode": EnumProperty(
+            name="Backend", description="Where the diffusion models run", default=session.SUBPROCESS,
+            items=((session.SUBPROCESS, "Separate Process", "A worker process with its own Python environment "
+                    "(recommended)"),
+                   (session.IN_PROCESS, "Inside Blender", "A thread of Blender's own Python, which then needs "
+                    "torch"))),
+        "python_source": EnumProperty(
+            name="Python", description="Which Python environment runs the worker", default="AUTO",
+            items=(("AUTO", "Installed Environment", "The environment made by Install Dependencies "
+                    "(install_deps.py)"),
+                   ("CUSTOM", "Custom Interpreter", "A Python interpreter of your choice that has torch and "
+                    "diffusers"))),
+        "python_path": StringProperty(name="Interpreter", description="Python interpreter of the backend "
+                                      "environment", subtype="FILE_PATH", default=""),
+        "install_torch": EnumProperty(
+            name="Torch Build", description="Which torch build Install Dependencies installs", default="auto",
+            items=(("auto", "Auto", "Detect the GPU"), ("cuda", "CUDA", "NVIDIA"), ("rocm", "ROCm", "AMD on Linux"),
+                   ("mps", "MPS", "Apple Silicon"), ("cpu", "CPU", "No GPU"))),
+        **annotations(settings_table.PREFERENCE_SETTINGS),
+        "hf_home": StringProperty(name="Model Cache", description="Hugging Face cache folder (HF_HOME); empty: "
+                                  "the standard one", subtype="DIR_PATH", default=""),
+        # No DIR_PATH subtype: preference paths do not accept Blender's "//" (relative to the .blend file) prefix.
+        "output_root": StringProperty(name="Output Folder", description="Where job folders go; a path starting "
+                                      "with // is relative to the .blend file", default=DEFAULT_OUTPUT_ROOT),
+        "unsaved_output_dir": StringProperty(name="Unsaved Files", description="Output folder while the .blend "
+                                             "file is not saved yet; empty: a t2vz folder in Blender's user data",
+                                             subtype="DIR_PATH", default=""),
+    },
+})
 
 
 def get_prefs(context=None):
@@ -97,9 +82,10 @@ def prefs_view(prefs) -> request_builder.PrefsView:
     return request_builder.PrefsView(
         base_model=_model(prefs.base_model), pix2pix_model=_model(prefs.pix2pix_model),
         model_config=_model(prefs.model_config) if prefs.model_config.strip() else "",
-        controlnet_models={"canny": _model(prefs.controlnet_canny), "depth": _model(prefs.controlnet_depth),
-                           "pose": _model(prefs.controlnet_pose)},
+        controlnet_models={kind: _model(getattr(prefs, f"controlnet_{kind}"))
+                           for kind in settings_table.CONTROL_KINDS},
         device=prefs.device, dtype=prefs.dtype, vae_batch=prefs.vae_batch, offline=effective_offline(prefs),
+        allow_pickle=prefs.allow_pickle,
     )
 
 
@@ -127,7 +113,7 @@ def user_output_dir() -> str:
 
 def output_root(prefs, override: str = "") -> str:
     """The absolute folder that job folders go in."""
-    root = (override or prefs.output_root or "//t2vz/").strip()
+    root = (override or prefs.output_root or DEFAULT_OUTPUT_ROOT).strip()
     if root.startswith("//"):
         if not bpy.data.filepath:
             root = bpy.path.abspath(prefs.unsaved_output_dir) if prefs.unsaved_output_dir else user_output_dir()

@@ -39,7 +39,7 @@ from .protocol import (
     TextToVideoRequest,
     request_from_dict,
 )
-from .validation import DTYPES, MOTION_MODES, PREVIEWS, SCHEDULERS
+from .validation import CHOICES as FIELD_CHOICES
 
 _MOTION = "as a fraction of the frame {} per frame (the request's unit: 0.0234 = 12 px of 512; positive moves the " \
           "content {})"
@@ -66,7 +66,7 @@ HELP = {
     "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
     "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
 }
-CHOICES = {"scheduler": SCHEDULERS, "dtype": DTYPES, "preview": PREVIEWS, "motion_mode": MOTION_MODES}
+CHOICES = {name: values for name, values in FIELD_CHOICES.items() if name != "device"}  # device: also cuda:N
 SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path"}
 OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
              "controls": "--control", "frame_prompts": "--frame-prompt"}

@@ -20,6 +20,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 PREVIEWS = ("", "mp4", "gif")
 MOTION_MODES = ("clean", "parity")
+# Request fields whose value is one of a list (``device`` also takes "cuda:N"): the CLI and the add-on offer these.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "scheduler": SCHEDULERS, "device": DEVICES, "dtype": DTYPES, "preview": PREVIEWS, "motion_mode": MOTION_MODES,
+}
 MAX_TRAIN_TIMESTEP = 999  # SD 1.x schedules have 1000 training timesteps
 MAX_SIZE = 4096  # pixels per side
 

@@ -116,7 +116,11 @@ def scene(addon, tmp_path):
     p.device, p.dtype, p.vae_batch = "cpu", "float32", 2
     p.output_root = str(tmp_path / "out")
     s = bpy.context.scene
-    s.t2vz.steps, s.t2vz.width, s.t2vz.height, s.t2vz.frames = 2, 32, 32, 3
+    for mode in submodule("core.modes").MODES:  # steps are per mode: every mode runs 2
+        s.t2vz.mode = mode.key
+        s.t2vz.steps = 2
+    s.t2vz.mode = "TEXT2VIDEO"
+    s.t2vz.width, s.t2vz.height, s.t2vz.long_side, s.t2vz.frames = 32, 32, 32, 3
     s.t2vz.prompt, s.t2vz.seed = "a red ball", 7
     submodule("core.runner").forget()
     yield s

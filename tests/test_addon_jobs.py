@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import wave
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from addon_helpers import (  # noqa: F401  # fixtures
+    PACKAGE,
     addon,
     fake_client,
     generated_strips,
@@ -97,6 +99,39 @@ def test_movie_strip_passes_file_start_and_count(scene, fake_client, tmp_path): 
     assert (control.path, control.start_frame, fake_client.requests[0].frames) == (str(movie), 1, 2)
 
 
+def test_a_movie_beside_the_job_folders_needs_no_overwrite(scene, fake_client, tmp_path):  # noqa: F811
+    """The movie lies in the folder that holds the job folders (as beside a .blend file): no overwrite needed."""
+    movie_strip(scene, "clip", movie_file(tmp_path / "clip.mp4", frames=2), frame_start=1)
+    scene.t2vz.mode = "PIX2PIX"
+    jobs = submodule("jobs")
+    plan = jobs.prepare(scene, scene.t2vz, prefs())
+    assert plan.request.overwrite is False and plan.request.input == str(tmp_path / "clip.mp4")
+    importlib.import_module(f"{PACKAGE}.backend.t2vz_backend.service.outputs").check_output(plan.request)
+    jobs.run_blocking(plan)
+    (strip,) = generated_strips(scene)
+    assert json.loads(strip["t2vz_request"])["overwrite"] is False
+
+
+def test_redo_never_writes_into_an_existing_folder(scene, fake_client, tmp_path):  # noqa: F811
+    bpy.ops.t2vz.generate()
+    (first,) = generated_strips(scene)
+    old = tmp_path / "old job" / "frames"
+    old.mkdir(parents=True)
+    (old / "keep.png").write_bytes(b"user file")
+    stored = json.loads(first["t2vz_request"])
+    stored.update(output_dir=str(old), overwrite=True)  # as an older version could have stored it
+    first["t2vz_request"] = json.dumps(stored)
+    before = set(job_dirs(tmp_path))
+    scene.sequence_editor.active_strip = first
+    assert bpy.ops.t2vz.redo() == {"FINISHED"}
+    redo = fake_client.requests[-1]
+    new_job = Path(redo.output_dir).parent
+    assert redo.overwrite is False and new_job not in before and new_job in job_dirs(tmp_path)
+    assert sorted(p.name for p in old.iterdir()) == ["keep.png"]
+    second = next(s for s in generated_strips(scene) if s != first)
+    assert json.loads(second["t2vz_request"])["overwrite"] is False
+
+
 def test_movie_cannot_be_joined_with_other_strips(scene, fake_client, tmp_path):  # noqa: F811
     movie_strip(scene, "clip", movie_file(tmp_path / "clip.mp4", frames=2), frame_start=1)
     image_strip(scene, "after", write_frames(tmp_path / "src", 2), frame_start=3)
@@ -130,11 +165,11 @@ def test_modal_tick_adds_the_strip_when_done(scene, fake_client):  # noqa: F811
     """The GUI path: the timer tick drains events, updates the status bar and ends with the strip."""
     ops, jobs = submodule("operators.generate"), submodule("jobs")
     reports, status = [], []
-    op = SimpleNamespace(_job=jobs.launch(jobs.prepare(scene, scene.t2vz, prefs())), _timer="timer",
-                         report=lambda kind, text: reports.append((kind, text)))
+    op = type("Op", (ops.JobDriver,), {"report": lambda self, kind, text: reports.append((kind, text))})()
+    op._job, op._timer = jobs.launch(jobs.prepare(scene, scene.t2vz, prefs())), "timer"
     context = SimpleNamespace(window_manager=SimpleNamespace(event_timer_remove=lambda timer: None),
                               workspace=SimpleNamespace(status_text_set=status.append), screen=None)
-    assert ops.JobDriver.tick(op, context) == {"FINISHED"}
+    assert op.tick(context) == {"FINISHED"} and op._timer is None
     assert status[0].startswith("T2V-Zero") and status[-1] is None
     assert reports == [({"INFO"}, "T2V-Zero: added strip '7_a red ball' on channel 1")]
     assert len(generated_strips(scene)) == 1

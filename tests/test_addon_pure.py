@@ -10,7 +10,17 @@ from types import SimpleNamespace
 import pytest
 
 from blender_addon.backend.t2vz_backend import protocol
-from blender_addon.core import channels, compat, environment, imagesize, paths, request_builder, runner
+from blender_addon.core import (
+    channels,
+    compat,
+    contract,
+    environment,
+    imagesize,
+    paths,
+    request_builder,
+    runner,
+    settings_table,
+)
 from blender_addon.core.errors import T2VZAddonError
 
 # -- free-channel search ---------------------------------------------------------------------------------------
@@ -211,11 +221,10 @@ def test_marker_found_and_missing(tmp_path, monkeypatch):
 
 
 def settings(**changes):
-    base = {"mode": "TEXT2VIDEO", "prompt": "a cat", "negative_prompt": "", "seed": 1, "steps": 2, "guidance": 7.5,
-            "image_guidance": 1.5, "width": 64, "height": 32, "fit_source": True, "frames": 3,
-            "use_frame_range": False, "frame_range_start": 1, "frame_range_end": 8, "motion": (2.0, -1.0), "t0": 881,
-            "t1": 941, "chunk_size": 2, "exact_anchor": False, "control_kind": "CANNY", "control_input": "EXTRACT",
-            "control_scale": 0.8, "smooth_bg": False, "smooth_bg_strength": 0.4}
+    """Plain settings: every setting at its (first mode's) default, then ``changes``."""
+    base = {setting.name: contract.default(setting, setting.modes[0]) for setting in settings_table.SCENE_SETTINGS}
+    base.update(mode="TEXT2VIDEO", prompt="a cat", seed=1, steps=2, width=64, height=32, long_side=64, frames=3,
+                motion=(2.0, -1.0), chunk_size=2, exact_anchor=False, control_scale=0.8)
     base.update(changes)
     return SimpleNamespace(**base)
 

@@ -1,7 +1,10 @@
-"""Turn the scene settings and preferences into a backend request (no bpy; settings are read by attribute).
+"""Turn the scene settings and preferences into a backend request, and check it (no bpy; settings are read by
+attribute, so plain objects work in tests).
 
-The panel calls ``preview_problems`` on every redraw to show validation problems beside the settings, so this
-module does no file-system work beyond what ``validation.validate_request`` does itself.
+``problems`` is the add-on's one validation: the panel calls it on the request the settings would make (on every
+redraw, so it does no file-system work beyond ``validation.validate_request``'s), and a job calls it once on the
+request it is about to send, whose sources are planned but not yet staged. Either way the problems are keyed by the
+setting that fixes them (``settings_table``).
 """
 
 from __future__ import annotations
@@ -9,40 +12,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backend.t2vz_backend import protocol, validation
+from ..backend.t2vz_backend import model_refs, protocol, validation
+from . import contract, modes
+from .errors import T2VZAddonError
+from .settings_table import (
+    CONTROL_KINDS,
+    PREFERENCE_SETTINGS,
+    PREFS_PREFIX,
+    SCENE_BY_NAME,
+    SCENE_SETTINGS,
+    setting_for_field,
+)
 
-TEXT2VIDEO, CONTROLNET, PIX2PIX, SCENE = "TEXT2VIDEO", "CONTROLNET", "PIX2PIX", "SCENE"
-SOURCE_MODES = (CONTROLNET, PIX2PIX)  # modes that read selected strips
 PREVIEW_DIR = "(job folder)"  # output_dir of preview requests; the real one is made when the job starts
-# Request fields that only the job's sources fill in: the panel does not report them (nothing is staged yet).
+# Request fields that only the job's sources fill in: not reported until they are staged.
 SOURCE_FIELDS = ("output_dir", "input", "controls", "mask_dir")
-
-# Request field -> the setting that fixes it ("prefs." = an add-on preference).
-FIELD_SETTINGS = {
-    "prompt": "prompt", "instruction": "prompt", "frame_prompts": "prompt",
-    "negative_prompt": "negative_prompt", "seed": "seed", "steps": "steps",
-    "guidance": "guidance", "image_guidance": "image_guidance",
-    "width": "width", "height": "height", "long_side": "width",
-    "frames": "frames", "frame_start": "frames", "frame_end": "frames",
-    "motion_x": "motion", "motion_y": "motion", "t0": "t0", "t1": "t1",
-    "chunk_size": "chunk_size", "exact_anchor": "exact_anchor", "smooth_bg_strength": "smooth_bg_strength",
-    "model": "prefs.base_model", "model_config": "prefs.model_config", "device": "prefs.device",
-    "dtype": "prefs.dtype", "vae_batch": "prefs.vae_batch",
-}
+_REQUEST = protocol.JobRequest
 
 
 @dataclass(frozen=True)
 class PrefsView:
-    """The preferences a request needs, as plain data."""
+    """The preferences a request needs, as plain data (the defaults are the preferences' own)."""
 
-    base_model: str = "tiny"
-    model_config: str = ""  # configs folder for a single-file base model
-    pix2pix_model: str = "tiny"
+    base_model: str = model_refs.DEFAULT_BASE_MODEL
+    model_config: str = _REQUEST.model_config  # configs folder for a single-file base model
+    pix2pix_model: str = model_refs.DEFAULT_PIX2PIX_MODEL
     controlnet_models: dict[str, str] = field(default_factory=dict)  # kind -> model ("" = backend default)
-    device: str = "auto"
-    dtype: str = "auto"
-    vae_batch: int = 2
-    offline: bool = False
+    device: str = _REQUEST.device
+    dtype: str = _REQUEST.dtype
+    vae_batch: int = _REQUEST.vae_batch
+    offline: bool = _REQUEST.offline
+    allow_pickle: bool = _REQUEST.allow_pickle
 
 
 @dataclass(frozen=True)
@@ -61,89 +61,82 @@ def frame_count(settings: Any) -> int:
     return settings.frames
 
 
-def _common(settings: Any, prefs: PrefsView, output_dir: str) -> dict[str, Any]:
-    return {
-        "output_dir": output_dir, "seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance,
-        "negative_prompt": settings.negative_prompt, "chunk_size": settings.chunk_size,
-        "exact_anchor": settings.exact_anchor, "device": prefs.device,
-        "dtype": prefs.dtype, "offline": prefs.offline, "vae_batch": prefs.vae_batch,
-    }
-
-
-def _base_config(prefs: PrefsView) -> str:
-    """The configs folder, only where the base model is a single checkpoint file (the backend refuses it otherwise)."""
-    single = prefs.base_model.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin"))
-    return prefs.model_config if single else ""
-
-
 def _size(settings: Any) -> dict[str, int]:
-    """Source modes: keep the source's aspect with the long side from the settings, or force width x height."""
+    """Source modes: keep the source's aspect (width = height = 0, the long side from its setting), or force the
+    width x height of the size settings."""
     if settings.fit_source:
-        return {"width": 0, "height": 0, "long_side": max(settings.width, settings.height)}
+        return {"width": 0, "height": 0}
     return {"width": settings.width, "height": settings.height}
 
 
 def control_spec(settings: Any, prefs: PrefsView, kind: str, path: str, start: int = 0, extract: bool = False
                  ) -> protocol.ControlSpec:
     """One ControlNet: ``extract`` makes the backend turn ordinary frames into ``kind`` maps first."""
-    return protocol.ControlSpec(
-        kind=kind, path=path, model=prefs.controlnet_models.get(kind, ""), scale=settings.control_scale,
-        preprocessor=kind if extract else "none", start_frame=start,
-    )
+    (scale,) = contract.to_request(SCENE_BY_NAME["control_scale"], settings.control_scale)
+    return protocol.ControlSpec(kind=kind, path=path, model=prefs.controlnet_models.get(kind, ""), scale=scale,
+                                preprocessor=kind if extract else "none", start_frame=start)
 
 
 def build_request(settings: Any, prefs: PrefsView, output_dir: str, source: SourceInput | None = None,
                   controls: tuple[protocol.ControlSpec, ...] = (), mask_dir: str = "") -> Any:
-    """The request the settings make; ``source``/``controls``/``mask_dir`` come from the staged job inputs."""
-    common = _common(settings, prefs, output_dir)
-    mode = settings.mode
-    base = {"model": prefs.base_model, "model_config": _base_config(prefs)}
-    if mode == TEXT2VIDEO:
-        return protocol.TextToVideoRequest(
-            **common, **base, prompt=settings.prompt, width=settings.width, height=settings.height,
-            frames=frame_count(settings), motion_x=settings.motion[0] / 100, motion_y=settings.motion[1] / 100,
-            t0=settings.t0, t1=settings.t1, smooth_bg=settings.smooth_bg,
-            smooth_bg_strength=settings.smooth_bg_strength, mask_dir=mask_dir,
-        )
-    if mode == CONTROLNET:
+    """The request the settings make; ``source``/``controls``/``mask_dir`` come from the job inputs."""
+    mode = modes.get(settings.mode)
+    values = {**contract.request_values(settings, mode.key, SCENE_SETTINGS),
+              **contract.request_values(prefs, mode.key, PREFERENCE_SETTINGS), "output_dir": output_dir}
+    if not model_refs.is_checkpoint_file(values["model"]):
+        values.pop("model_config", None)  # configs belong to a single checkpoint file (the backend refuses others)
+    if mode.key == modes.TEXT2VIDEO:
+        values.update(frames=frame_count(settings), mask_dir=mask_dir)
+        return mode.request(**values)
+    values.update(_size(settings))
+    if mode.key == modes.CONTROLNET:
         if source is not None and not controls:
-            kind = settings.control_kind.lower()
-            controls = (control_spec(settings, prefs, kind, source.path, source.start,
+            controls = (control_spec(settings, prefs, settings.control_kind, source.path, source.start,
                                      extract=settings.control_input == "EXTRACT"),)
-        return protocol.ControlVideoRequest(
-            **common, **_size(settings), **base, prompt=settings.prompt, controls=controls,
-            frames=source.frames if source else 0,
-        )
-    if mode == SCENE:
-        return protocol.ControlVideoRequest(
-            **common, **_size(settings), **base, prompt=settings.prompt, controls=controls,
-            frames=frame_count(settings) if settings.use_frame_range else 0,
-        )
-    if mode == PIX2PIX:
-        return protocol.EditVideoRequest(
-            **common, **_size(settings), model=prefs.pix2pix_model, instruction=settings.prompt,
-            input=source.path if source else "", input_start=source.start if source else 0,
-            frames=source.frames if source else 0, image_guidance=settings.image_guidance,
-        )
-    raise ValueError(f"unknown mode {mode!r}")  # the enum property allows no other value
+        values.update(controls=controls, frames=source.frames if source else 0)
+    elif mode.key == modes.SCENE:
+        values.update(controls=controls, frames=frame_count(settings) if settings.use_frame_range else 0)
+    else:
+        values.update(input=source.path if source else "", input_start=source.start if source else 0,
+                      frames=source.frames if source else 0)
+    return mode.request(**values)
 
 
 def is_source_field(name: str) -> bool:
     return any(name == f or name.startswith(f + "[") or name.startswith(f + ".") for f in SOURCE_FIELDS)
 
 
-def preview_problems(settings: Any, prefs: PrefsView) -> dict[str, list[validation.Problem]]:
-    """Validation problems of the request the settings would make, keyed by the setting that fixes them.
+def _key(problem: validation.Problem, request: Any, mode: str) -> str:
+    """The setting that fixes ``problem``: a ControlNet model is its kind's preference; "" when no setting does."""
+    if problem.field.startswith("controls[") and problem.field.endswith(".model"):
+        index = int(problem.field[len("controls["):].split("]")[0])
+        kind = request.controls[index].kind if index < len(request.controls) else ""
+        return f"{PREFS_PREFIX}controlnet_{kind}" if kind in CONTROL_KINDS else ""
+    return setting_for_field(problem.field, mode)
 
-    Problems about the job's inputs (not staged until the job starts) are left out; those with no setting in the
-    panel are keyed by ``""``.
+
+def problems(request: Any, mode: str, *, staged: bool = True) -> dict[str, list[validation.Problem]]:
+    """Validation problems of ``request`` (made in ``mode``), keyed by the setting that fixes them ("" for none).
+
+    ``staged=False``: the job's own inputs are not written yet (a panel preview, or a job before it stages its
+    sources), so problems of the source fields are left out; a ControlNet model is a preference and still checked.
     """
-    request = build_request(settings, prefs, PREVIEW_DIR)
     out: dict[str, list[validation.Problem]] = {}
     for problem in validation.validate_request(request):
-        base = problem.field.split("[")[0].split(".")[0]
-        if is_source_field(problem.field) and not problem.field.endswith(".model"):
+        if not staged and is_source_field(problem.field) and not problem.field.endswith(".model"):
             continue
-        key = "prefs.controlnet" if problem.field.endswith(".model") else FIELD_SETTINGS.get(base, "")
-        out.setdefault(key, []).append(problem)
+        out.setdefault(_key(problem, request, mode), []).append(problem)
     return out
+
+
+def check(request: Any, mode: str, *, staged: bool = True) -> None:
+    """Raise the first problem of ``request`` as a ``T2VZAddonError`` naming its setting (settings' first)."""
+    found = problems(request, mode, staged=staged)
+    for key in sorted(found, key=lambda k: k == ""):  # in validation's order, problems without a setting last
+        problem = found[key][0]
+        raise T2VZAddonError(problem.message, problem.hint, setting=key, field=problem.field)
+
+
+def preview_problems(settings: Any, prefs: PrefsView) -> dict[str, list[validation.Problem]]:
+    """The panel's problems: those of the request the settings would make, before any source is staged."""
+    return problems(build_request(settings, prefs, PREVIEW_DIR), settings.mode, staged=False)

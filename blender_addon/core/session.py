@@ -15,6 +15,7 @@ from .environment import BACKEND_DIR, BackendEnv
 from .errors import T2VZAddonError
 
 SUBPROCESS, IN_PROCESS = "SUBPROCESS", "IN_PROCESS"
+PING_TIMEOUT_S = 180.0  # the first ping waits for torch to import in the worker
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,8 @@ def stop() -> None:
         stop_client = getattr(client, "stop", None)
         if stop_client is not None:
             stop_client()
+
+
+def pong_text(pong: Any) -> str:
+    """One line describing the backend that answered a ping: version, Python, torch, device."""
+    return f"t2vz {pong.version} | Python {pong.python} | torch {pong.torch} | {pong.device}"

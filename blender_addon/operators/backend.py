@@ -12,29 +12,20 @@ import bpy
 
 from .. import preferences
 from ..core import compat, installer, runner, session
-from ..core.errors import T2VZAddonError
+from ..core.errors import T2VZAddonError, error_text
 from ..ui import textlog
+from .boundary import error_boundary
 
 TIMER_S = 0.25
-PING_TIMEOUT_S = 180.0  # the first ping waits for torch to import in the worker
 last_check = {"ok": None, "text": "", "running": False}  # read by the preferences panel
-
-
-def _pong_text(pong) -> str:
-    return f"t2vz {pong.version} | Python {pong.python} | torch {pong.torch} | {pong.device}"
 
 
 def _ping(client, result: dict) -> None:
     """On the helper thread: wait for the worker's answer. Plain objects only, no bpy (not even the operator)."""
     try:
-        result["pong"] = client.ping(PING_TIMEOUT_S)
+        result["pong"] = client.ping(session.PING_TIMEOUT_S)
     except Exception as exc:  # BackendError or anything the worker start raised: reported to the user
         result["error"] = exc
-
-
-def _error_text(exc: Exception) -> str:
-    message, hint = getattr(exc, "message", str(exc)), getattr(exc, "hint", "")
-    return f"{message}. {hint}" if hint else message
 
 
 class T2VZ_OT_check_backend(bpy.types.Operator):
@@ -54,7 +45,7 @@ class T2VZ_OT_check_backend(bpy.types.Operator):
     def execute(self, context):
         try:
             client = session.get_client(preferences.client_config(preferences.get_prefs(context)))
-        except T2VZAddonError as error:
+        except T2VZAddonError as error:  # recorded for the preferences panel, not only reported
             return self._done(False, error.report_text())
         self._result = {}
         self._thread = threading.Thread(target=_ping, args=(client, self._result), name="t2vz-ping", daemon=True)
@@ -77,9 +68,9 @@ class T2VZ_OT_check_backend(bpy.types.Operator):
 
     def _finish(self):
         if "pong" in self._result:
-            return self._done(True, _pong_text(self._result["pong"]))
+            return self._done(True, session.pong_text(self._result["pong"]))
         session.stop()
-        return self._done(False, _error_text(self._result.get("error", RuntimeError("no answer"))))
+        return self._done(False, error_text(self._result.get("error", RuntimeError("no answer"))))
 
     def _done(self, ok: bool, text: str):
         last_check.update(ok=ok, text=text, running=False)
@@ -102,18 +93,15 @@ class T2VZ_OT_install_deps(bpy.types.Operator):
     def poll(cls, context):
         return not runner.is_running()  # a finished install restarts the worker
 
+    @error_boundary
     def execute(self, context):
         extra = ["--dry-run"] if self.dry_run else []
         if not self.dry_run and not compat.online_access(bpy.app):
-            self.report({"ERROR"}, "T2V-Zero: installing needs the network, but online access is off. Allow "
-                        "online access in Preferences > System, or run install_deps.py --offline --find-links DIR")
-            return {"CANCELLED"}
-        try:
-            prefs = preferences.get_prefs(context)
-            proc = installer.start(installer.install_command(torch=prefs.install_torch, extra=extra))
-        except T2VZAddonError as error:
-            self.report({"ERROR"}, error.report_text())
-            return {"CANCELLED"}
+            raise T2VZAddonError("installing needs the network, but online access is off",
+                                 "allow online access in Preferences > System, or run install_deps.py --offline "
+                                 "--find-links DIR")
+        prefs = preferences.get_prefs(context)
+        proc = installer.start(installer.install_command(torch=prefs.install_torch, extra=extra))
         textlog.write(textlog.INSTALL_LOG, "$ " + " ".join(proc.command), append=False)
         if bpy.app.background or context.window is None:
             while not proc.finished:
@@ -183,12 +171,9 @@ class T2VZ_OT_low_vram_preset(bpy.types.Operator):
     bl_label = "Low-VRAM Preset"
     bl_options = {"REGISTER", "UNDO"}
 
+    @error_boundary
     def execute(self, context):
-        try:
-            prefs = preferences.get_prefs(context)
-        except T2VZAddonError as error:
-            self.report({"ERROR"}, error.report_text())
-            return {"CANCELLED"}
+        prefs = preferences.get_prefs(context)
         prefs.dtype = "float16"
         prefs.vae_batch = 1
         context.scene.t2vz.chunk_size = 2

@@ -12,7 +12,7 @@ import bpy
 from .. import jobs, preferences
 from ..core import compat, runner
 from ..core.errors import T2VZAddonError
-from ..ui import textlog
+from .boundary import error_boundary
 
 TIMER_S = 0.2
 
@@ -36,12 +36,6 @@ def headless(context: Any) -> bool:
     return bpy.app.background or context.window is None
 
 
-def report_failure(op: Any, error: T2VZAddonError) -> set[str]:
-    textlog.write(textlog.JOB_LOG, f"error: {error.report_text()}")
-    op.report({"ERROR"}, error.report_text())
-    return {"CANCELLED"}
-
-
 class JobDriver:
     """Mixin for operators that run a job: ``run_plan`` starts it, ``modal`` follows it to the end."""
 
@@ -50,12 +44,7 @@ class JobDriver:
 
     def run_plan(self, context: Any, plan: jobs.JobPlan) -> set[str]:
         if headless(context):
-            try:
-                strip = jobs.run_blocking(plan)
-            except T2VZAddonError as error:
-                return report_failure(self, error)
-            self.report({"INFO"}, f"T2V-Zero: added strip {strip.name!r} on channel {strip.channel}")
-            return {"FINISHED"}
+            return self.added(jobs.run_blocking(plan))
         self._job = jobs.launch(plan)
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_S, window=context.window)
@@ -63,6 +52,7 @@ class JobDriver:
         set_status(context, self._job.status_line())
         return {"RUNNING_MODAL"}
 
+    @error_boundary
     def modal(self, context: Any, event: Any) -> set[str]:
         job = self._job
         if event.type == "ESC" and event.value == "PRESS":
@@ -82,12 +72,17 @@ class JobDriver:
             return {"PASS_THROUGH"}
         if job.status == runner.DONE and bpy.app.is_job_running("RENDER"):
             return {"PASS_THROUGH"}  # add the strip once the render stops pumping the event loop
-        context.window_manager.event_timer_remove(self._timer)
+        self.on_error(context)  # the timer and the status text go either way
+        return self.added(jobs.finish(job))
+
+    def on_error(self, context: Any) -> None:
+        """Release the timer and the status text (also when the job ends in an error)."""
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
         set_status(context, None)
-        try:
-            strip = jobs.finish(job)
-        except T2VZAddonError as error:
-            return report_failure(self, error)
+
+    def added(self, strip: Any) -> set[str]:
         self.report({"INFO"}, f"T2V-Zero: added strip {strip.name!r} on channel {strip.channel}")
         return {"FINISHED"}
 
@@ -103,14 +98,11 @@ class T2VZ_OT_generate(JobDriver, bpy.types.Operator):
     def poll(cls, context):
         return not runner.is_running()
 
+    @error_boundary
     def execute(self, context):
         scene = compat.sequencer_scene(context)
-        settings = context.scene.t2vz
-        try:
-            plan = jobs.prepare(scene, settings, preferences.get_prefs(context), pass_scene=context.scene)
-            return self.run_plan(context, plan)
-        except T2VZAddonError as error:
-            return report_failure(self, error)
+        plan = jobs.prepare(scene, context.scene.t2vz, preferences.get_prefs(context), pass_scene=context.scene)
+        return self.run_plan(context, plan)
 
 
 class T2VZ_OT_redo(JobDriver, bpy.types.Operator):
@@ -127,16 +119,13 @@ class T2VZ_OT_redo(JobDriver, bpy.types.Operator):
     def poll(cls, context):
         return not runner.is_running()
 
+    @error_boundary
     def execute(self, context):
         scene = compat.sequencer_scene(context)
         strip = compat.find_strip(scene, self.strip) if self.strip else compat.active_strip(scene)
-        try:
-            if strip is None:
-                raise T2VZAddonError("no generated strip is active", "click a strip made by T2V-Zero first")
-            plan = jobs.prepare_redo(scene, strip, preferences.get_prefs(context))
-            return self.run_plan(context, plan)
-        except T2VZAddonError as error:
-            return report_failure(self, error)
+        if strip is None:
+            raise T2VZAddonError("no generated strip is active", "click a strip made by T2V-Zero first")
+        return self.run_plan(context, jobs.prepare_redo(scene, strip, preferences.get_prefs(context)))
 
 
 class T2VZ_OT_cancel(bpy.types.Operator):

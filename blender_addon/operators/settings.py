@@ -5,21 +5,14 @@ import random
 
 import bpy
 
-from ..core import compat
+from ..core import compat, contract, modes
 from ..core.errors import T2VZAddonError
+from ..core.settings_table import CONTROL_KINDS, SCENE_BY_NAME, SCENE_SETTINGS
 from ..timeline import sequencer
 from ..ui import textlog
+from .boundary import error_boundary
 
 PARAMETERS_TEXT = "t2vz_parameters.json"
-SEED_MAX = 2**31 - 1  # IntProperty range
-
-# Request field -> scene setting, for loading a stored request back into the panel.
-LOADABLE = {
-    "prompt": "prompt", "instruction": "prompt", "negative_prompt": "negative_prompt", "seed": "seed",
-    "steps": "steps", "guidance": "guidance", "image_guidance": "image_guidance", "t0": "t0", "t1": "t1",
-    "chunk_size": "chunk_size", "exact_anchor": "exact_anchor", "smooth_bg_strength": "smooth_bg_strength",
-}
-MODE_OF_TYPE = {"text2video": "TEXT2VIDEO", "controlnet": "CONTROLNET", "pix2pix": "PIX2PIX"}
 
 
 def _active_request(context):
@@ -30,19 +23,47 @@ def _active_request(context):
     return strip, data
 
 
-def apply_request(settings, data: dict) -> None:
-    """Copy a stored request's values into the scene settings (what the strip was made with)."""
-    for field, name in LOADABLE.items():
-        if field in data:
-            setattr(settings, name, data[field])
-    if data.get("type") in MODE_OF_TYPE and settings.mode != "SCENE":
-        settings.mode = MODE_OF_TYPE[data["type"]]
-    if data.get("width") and data.get("height"):
-        settings.width, settings.height = data["width"], data["height"]
-        settings.fit_source = False
-    if data.get("type") == "text2video":
-        settings.frames = max(1, data.get("frames", settings.frames))
-        settings.motion = (data.get("motion_x", 0.0) * 100, data.get("motion_y", 0.0) * 100)
+def _set(settings, name: str, value, skipped: list[str]) -> None:
+    """Set a setting unless its property cannot hold ``value`` (then say so in ``skipped``)."""
+    try:
+        contract.check_value(SCENE_BY_NAME[name], value)
+    except T2VZAddonError as error:
+        skipped.append(error.report_text())
+        return
+    setattr(settings, name, value)
+
+
+def apply_request(settings, data: dict) -> list[str]:
+    """Copy a stored request's values into the scene settings (what the strip was made with).
+
+    Returns what could not be loaded: values beyond what a setting holds (a seed above 2**31-1 from the CLI) are
+    left as they were rather than clipped; Redo still uses the stored request exactly.
+    """
+    mode = modes.for_request_type(data.get("type", ""), settings.mode)
+    if mode is None:
+        raise T2VZAddonError(f"the stored request has an unknown type {data.get('type')!r}",
+                             "generate it again from the panel")
+    settings.mode = mode.key
+    skipped: list[str] = []
+    for setting in SCENE_SETTINGS:
+        names = setting.fields_for(mode.key)
+        if mode.key in setting.modes and names and "." not in names[0] and all(n in data for n in names):
+            _set(settings, setting.name, contract.from_request(setting, tuple(data[n] for n in names)), skipped)
+    if mode.key != modes.TEXT2VIDEO:
+        forced = bool(data.get("width") and data.get("height"))
+        settings.fit_source = not forced
+        if forced:
+            _set(settings, "width", data["width"], skipped)
+            _set(settings, "height", data["height"], skipped)
+    controls = data.get("controls") or []
+    if controls and isinstance(controls[0], dict):
+        control = controls[0]
+        if "scale" in control:
+            _set(settings, "control_scale", control["scale"], skipped)
+        if mode.key == modes.CONTROLNET and control.get("kind") in CONTROL_KINDS:
+            settings.control_kind = control["kind"]
+            settings.control_input = "MAPS" if control.get("preprocessor", "none") == "none" else "EXTRACT"
+    return skipped
 
 
 class T2VZ_OT_random_seed(bpy.types.Operator):
@@ -53,7 +74,7 @@ class T2VZ_OT_random_seed(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        context.scene.t2vz.seed = random.randint(0, SEED_MAX)
+        context.scene.t2vz.seed = random.randint(*contract.bounds(SCENE_BY_NAME["seed"]))
         return {"FINISHED"}
 
 
@@ -63,12 +84,9 @@ class T2VZ_OT_show_parameters(bpy.types.Operator):
     bl_idname = "t2vz.show_parameters"
     bl_label = "Show Parameters"
 
+    @error_boundary
     def execute(self, context):
-        try:
-            strip, data = _active_request(context)
-        except T2VZAddonError as error:
-            self.report({"ERROR"}, error.report_text())
-            return {"CANCELLED"}
+        strip, data = _active_request(context)
         textlog.write(PARAMETERS_TEXT, json.dumps(data, indent=2), append=False)
         job = strip.get(sequencer.JOB_KEY, "")
         self.report({"INFO"}, f"T2V-Zero: parameters of {strip.name!r} are in the Text Editor "
@@ -83,14 +101,14 @@ class T2VZ_OT_load_parameters(bpy.types.Operator):
     bl_label = "Load Parameters"
     bl_options = {"REGISTER", "UNDO"}
 
+    @error_boundary
     def execute(self, context):
-        try:
-            strip, data = _active_request(context)
-        except T2VZAddonError as error:
-            self.report({"ERROR"}, error.report_text())
-            return {"CANCELLED"}
-        apply_request(context.scene.t2vz, data)
-        self.report({"INFO"}, f"T2V-Zero: settings loaded from {strip.name!r}")
+        strip, data = _active_request(context)
+        skipped = apply_request(context.scene.t2vz, data)
+        if skipped:
+            self.report({"WARNING"}, f"T2V-Zero: settings loaded from {strip.name!r} except: {'; '.join(skipped)}")
+        else:
+            self.report({"INFO"}, f"T2V-Zero: settings loaded from {strip.name!r}")
         return {"FINISHED"}
 
 

@@ -1,12 +1,16 @@
 """A job's inputs from the 3D scene: the switched-on passes as ControlNet specs, and masks for background smoothing.
 
 Pose, depth and object masks come from this package's exports; edges are the backend's canny preprocessor over
-ordinary renders of the scene, made here. Each export writes into the job folder.
+ordinary renders of the scene, made here. Each export writes into the job folder. Planning and writing are apart:
+``scene_controls``/``mask_dir`` return where the inputs will be plus the writers that render them, so the job's
+request is validated before any render starts.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +34,14 @@ def check_scene_passes(scene: Any, settings: Any) -> None:
     """Cheap checks before any render."""
     if not (settings.pass_pose or settings.pass_depth or settings.pass_canny):
         raise T2VZAddonError("no scene pass is switched on", "turn on Pose, Depth or Edges in Properties > "
-                             "Scene > T2V-Zero Scene Passes")
+                             "Scene > T2V-Zero Scene Passes", setting="pass_pose")
     if scene.camera is None:
         raise T2VZAddonError(f"scene {scene.name!r} has no active camera", "add a camera and make it active "
                              "(Ctrl+Numpad 0)")
     first, last = scene_range(scene, settings)
     if first > last:
-        raise T2VZAddonError(f"the frame range {first}-{last} is empty", "set an end frame after the start frame")
+        raise T2VZAddonError(f"the frame range {first}-{last} is empty", "set an end frame after the start frame",
+                             setting="frame_range_end")
 
 
 def render_color_frames(scene: Any, first: int, last: int, out_dir: str) -> list[str]:
@@ -71,32 +76,37 @@ def render_color_frames(scene: Any, first: int, last: int, out_dir: str) -> list
     return files
 
 
-def scene_controls(scene: Any, settings: Any, prefs: PrefsView, job_dir: Path) -> tuple[Any, ...]:
-    """Export the switched-on passes into ``job_dir/controls/`` and return their ControlNet specs."""
+Writer = Callable[[], object]
+
+
+def scene_controls(scene: Any, settings: Any, prefs: PrefsView, job_dir: Path
+                   ) -> tuple[tuple[Any, ...], list[Writer]]:
+    """The ControlNet specs of the switched-on passes (in ``job_dir/controls/``) and the writers that export them."""
     first, last = scene_range(scene, settings)
-    controls = []
+    controls, writers = [], []
     if settings.pass_pose:
-        path = export_pose_keypoints(scene, first, last, str(job_dir / "controls" / "pose.json"))
+        path = str(job_dir / "controls" / "pose.json")
+        writers.append(functools.partial(export_pose_keypoints, scene, first, last, path))
         controls.append(control_spec(settings, prefs, "pose", path))
     if settings.pass_depth:
-        out_dir = job_dir / "controls" / "depth"
-        render_depth_maps(scene, first, last, str(out_dir), source=settings.depth_source.lower())
-        controls.append(control_spec(settings, prefs, "depth", str(out_dir)))
+        out_dir = str(job_dir / "controls" / "depth")
+        writers.append(functools.partial(render_depth_maps, scene, first, last, out_dir,
+                                         source=settings.depth_source))
+        controls.append(control_spec(settings, prefs, "depth", out_dir))
     if settings.pass_canny:
-        out_dir = job_dir / "controls" / "render"
-        render_color_frames(scene, first, last, str(out_dir))
-        controls.append(control_spec(settings, prefs, "canny", str(out_dir), extract=True))
-    return tuple(controls)
+        out_dir = str(job_dir / "controls" / "render")
+        writers.append(functools.partial(render_color_frames, scene, first, last, out_dir))
+        controls.append(control_spec(settings, prefs, "canny", out_dir, extract=True))
+    return tuple(controls), writers
 
 
-def mask_dir(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path) -> str:
-    """Render the mask collection's objects into ``job_dir/masks`` (Text → Video background smoothing)."""
+def mask_dir(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path) -> tuple[str, Writer]:
+    """Where the mask collection's objects are rendered (Text → Video background smoothing), and the writer."""
     collection = settings.mask_collection
     objects = list(collection.all_objects) if collection is not None else []
     if not objects:
         raise T2VZAddonError("background smoothing needs objects to mask",
                              "choose a Mask Objects collection with the foreground objects, or turn Smooth "
-                             "Background off")
-    out_dir = job_dir / "masks"
-    render_object_masks(scene, objects, frames[0], frames[1], str(out_dir))
-    return str(out_dir)
+                             "Background off", setting="mask_collection")
+    out_dir = str(job_dir / "masks")
+    return out_dir, functools.partial(render_object_masks, scene, objects, frames[0], frames[1], out_dir)

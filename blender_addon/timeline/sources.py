@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import bpy
@@ -26,12 +25,24 @@ SCENE_HINT = "render the scene to an image sequence, add that as an image strip 
 
 @dataclass(frozen=True)
 class StripSource:
-    input: SourceInput
+    """Checked strips: what the job reads, before anything is written."""
+
     frame_start: int  # first timeline frame of the source range: where the result strip starts
     frames: int
     channel: int  # highest channel of the source strips: the result goes above it
     size: tuple[int, int] | None  # (width, height) when known
     strip_names: tuple[str, ...]
+    files: tuple[str, ...] = ()  # image strips: the element files shown, in timeline order
+    movie: SourceInput | None = None  # a movie strip: its file, first frame and frame count
+
+    def input_at(self, input_dir: str | os.PathLike) -> SourceInput:
+        """The job's input once staged into ``input_dir`` (a movie is read where it is, never copied)."""
+        return self.movie or SourceInput(path=str(input_dir), start=0, frames=len(self.files))
+
+    def stage(self, input_dir: str | os.PathLike) -> None:
+        """Link the image frames into ``input_dir`` in timeline order (nothing to do for a movie)."""
+        if self.movie is None:
+            paths.stage_frames(self.files, input_dir)
 
 
 def _strip_size(strip: Any, first_file: str | None) -> tuple[int, int] | None:
@@ -92,9 +103,8 @@ def _timeline_span(strips: list[Any]) -> tuple[int, int]:
     return compat.strip_range(ordered[0])[0], compat.strip_range(ordered[-1])[1] - 1
 
 
-def collect(strips: list[Any], frame_range: tuple[int, int] | None, input_dir: str | os.PathLike | None
-            ) -> StripSource:
-    """Check ``strips`` and the range; with ``input_dir`` also stage the image frames there."""
+def collect(strips: list[Any], frame_range: tuple[int, int] | None) -> StripSource:
+    """Check ``strips`` and the range; nothing is written (``StripSource.stage`` links the frames)."""
     if not strips:
         raise T2VZAddonError("no strip is selected", "select the image-sequence or movie strips to use as the "
                              "source in the sequencer (CLI: --strips NAME)")
@@ -127,6 +137,7 @@ def collect(strips: list[Any], frame_range: tuple[int, int] | None, input_dir: s
         text = ", ".join(f"{name} is {w}x{h}" for name, (w, h) in known.items())
         raise T2VZAddonError(f"the selected strips have different sizes ({text})",
                              "select strips of one size, or scale them to one size first")
+    movie_input = None
     if movies:
         movie = movies[0]
         path = bpy.path.abspath(movie.filepath)
@@ -134,12 +145,7 @@ def collect(strips: list[Any], frame_range: tuple[int, int] | None, input_dir: s
             raise T2VZAddonError(f"the movie of strip {movie.name!r} is missing ({path})",
                                  "find the file (File > External Data) or select another strip")
         start = first - int(round(movie.frame_start)) + int(getattr(movie, "animation_offset_start", 0))
-        source = SourceInput(path=path, start=start, frames=last - first + 1)
-    else:
-        folder = Path(input_dir) if input_dir else Path("(input)")
-        if input_dir:
-            paths.stage_frames(files, folder)
-        source = SourceInput(path=str(folder), start=0, frames=len(files))
+        movie_input = SourceInput(path=path, start=start, frames=last - first + 1)
     size = next(iter(known.values()), None)
-    return StripSource(source, first, last - first + 1, max(s.channel for s in strips), size,
-                       tuple(s.name for s in ordered))
+    return StripSource(first, last - first + 1, max(s.channel for s in strips), size, tuple(s.name for s in ordered),
+                       tuple(files), movie_input)

@@ -10,11 +10,10 @@ from typing import Any
 import bpy
 
 from .. import preferences
-from ..core import compat, request_builder, runner
+from ..core import compat, modes, request_builder, runner
 from ..core.errors import T2VZAddonError
+from ..core.settings_table import owner
 from ..timeline import sequencer
-
-RB = request_builder
 
 
 def _problems(context: Any) -> dict[str, list[Any]]:
@@ -34,12 +33,13 @@ def draw_problems(layout: Any, problems: list[Any]) -> None:
             col.label(text=problem.hint, icon="BLANK1")
 
 
-def prop(layout: Any, data: Any, name: str, problems: dict[str, list[Any]], **kwargs: Any) -> None:
-    """``layout.prop`` with the problems of that setting drawn (and the field marked) right under it."""
+def prop(layout: Any, settings: Any, name: str, problems: dict[str, list[Any]], **kwargs: Any) -> None:
+    """``layout.prop`` of a setting (of the current mode where it is per-mode), with its problems drawn (and the
+    field marked) right under it."""
     mine = problems.get(name, [])
     row = layout.row(align=True)
     row.alert = bool(mine)
-    row.prop(data, name, **kwargs)
+    row.prop(owner(settings, name), name, **kwargs)
     draw_problems(layout, mine)
 
 
@@ -85,33 +85,27 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         problems = _problems(context)
         running = draw_job(layout)
         layout.prop(settings, "mode")
-        label = "Instruction" if settings.mode == RB.PIX2PIX else "Prompt"
-        prop(layout, settings, "prompt", problems, text=label)
+        mode = settings.mode
+        prop(layout, settings, "prompt", problems, text="Instruction" if mode == modes.PIX2PIX else "Prompt")
         prop(layout, settings, "negative_prompt", problems)
         row = layout.row(align=True)
-        row.prop(settings, "seed")
+        row.prop(owner(settings, "seed"), "seed")
         row.operator("t2vz.random_seed", text="", icon="FILE_REFRESH")
         draw_problems(layout, problems.get("seed", []))
         prop(layout, settings, "steps", problems)
         prop(layout, settings, "guidance", problems)
-        if settings.mode == RB.PIX2PIX:
+        if mode == modes.PIX2PIX:
             prop(layout, settings, "image_guidance", problems)
-        col = layout.column(align=True)
-        if settings.mode != RB.TEXT2VIDEO:
-            col.prop(settings, "fit_source")
-        col.prop(settings, "width", text="Long Side" if settings.mode != RB.TEXT2VIDEO and settings.fit_source
-                 else "Width")
-        if settings.mode == RB.TEXT2VIDEO or not settings.fit_source:
-            col.prop(settings, "height")
-        draw_problems(layout, problems.get("width", []) + problems.get("height", []))
+        prop(layout, settings, "scheduler", problems)
+        self.draw_size(layout, settings, problems)
         self.draw_frames(layout, settings, problems)
-        if settings.mode == RB.CONTROLNET:
+        if mode == modes.CONTROLNET:
             layout.prop(settings, "control_kind")
             layout.prop(settings, "control_input")
-        if settings.mode in (RB.CONTROLNET, RB.SCENE):
-            layout.prop(settings, "control_scale")
+        if mode in (modes.CONTROLNET, modes.SCENE):
+            prop(layout, settings, "control_scale", problems)
         prop(layout, settings, "chunk_size", problems)
-        layout.prop(settings, "exact_anchor")
+        prop(layout, settings, "exact_anchor", problems)
         draw_problems(layout, [p for key, group in problems.items() if key.startswith("prefs.") or key == ""
                                for p in group])
         self.draw_source(layout, context, settings)
@@ -121,15 +115,26 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         row.operator("t2vz.generate", icon="RENDER_ANIMATION")
 
     @staticmethod
+    def draw_size(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
+        """Text → Video: width x height. Source modes: fit the source to a long side, or force width x height."""
+        col = layout.column(align=True)
+        fit = settings.mode != modes.TEXT2VIDEO and settings.fit_source
+        if settings.mode != modes.TEXT2VIDEO:
+            col.prop(settings, "fit_source")
+        for name in ("long_side",) if fit else ("width", "height"):
+            col.prop(owner(settings, name), name)
+        draw_problems(layout, [p for name in ("width", "height", "long_side") for p in problems.get(name, [])])
+
+    @staticmethod
     def draw_frames(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
-        if settings.mode == RB.TEXT2VIDEO and not settings.use_frame_range:
+        if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range:
             prop(layout, settings, "frames", problems)
         layout.prop(settings, "use_frame_range")
         if settings.use_frame_range:
             col = layout.column(align=True)
             col.prop(settings, "frame_range_start")
             col.prop(settings, "frame_range_end")
-        if settings.mode == RB.TEXT2VIDEO:
+        if settings.mode == modes.TEXT2VIDEO:
             prop(layout, settings, "motion", problems)
             row = layout.row(align=True)
             row.prop(settings, "t0")
@@ -138,13 +143,13 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
 
     @staticmethod
     def draw_source(layout: Any, context: Any, settings: Any) -> None:
-        if settings.mode in RB.SOURCE_MODES:
+        if settings.mode in modes.SOURCE_MODES:
             selected = compat.selected_strips(compat.sequencer_scene(context))
             if selected:
                 layout.label(text=f"Source: {len(selected)} selected strip(s)", icon="SEQ_SEQUENCER")
             else:
                 layout.label(text="Select the source strips", icon="INFO")
-        elif settings.mode == RB.SCENE:
+        elif settings.mode == modes.SCENE:
             layout.label(text="Passes: Properties > Scene > T2V-Zero", icon="SCENE_DATA")
 
 
@@ -199,7 +204,7 @@ class T2VZ_PT_scene_passes(bpy.types.Panel):
         layout.label(text="Masks apply to Text → Video; passes to From Scene Passes", icon="INFO")
         row = layout.row()
         row.enabled = not running
-        row.prop_enum(settings, "mode", RB.SCENE)
+        row.prop_enum(settings, "mode", modes.SCENE)
         row.operator("t2vz.generate", icon="RENDER_ANIMATION")
 
 

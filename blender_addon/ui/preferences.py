@@ -6,7 +6,7 @@ from typing import Any
 
 import bpy
 
-from ..core import compat, environment, installer
+from ..core import compat, environment, installer, settings_table
 from ..core.errors import T2VZAddonError
 
 LOG_LINES = 6  # installer output lines shown under the button
@@ -35,8 +35,8 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
 
     box = layout.box()
     box.label(text="Models", icon="FILE_3D")
-    for name in ("base_model", "model_config", "controlnet_canny", "controlnet_depth", "controlnet_pose",
-                 "pix2pix_model"):
+    for name in ("base_model", "model_config", *(f"controlnet_{kind}" for kind in settings_table.CONTROL_KINDS),
+                 "pix2pix_model", "allow_pickle"):
         box.prop(prefs, name)
     box.prop(prefs, "hf_home")
 
