@@ -12,6 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from . import model_refs
 from .errors import InvalidRequestError
 from .protocol import ControlVideoRequest, EditVideoRequest, JobRequest, TextToVideoRequest
 
@@ -124,19 +125,19 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         out.append(Problem("output_dir", "no output folder given", "set output_dir (CLI: --out DIR)"))
     if not r.model:
         out.append(Problem("model", "no model given", "use 'tiny', a hub id, a diffusers folder or a .safetensors"))
-    elif _looks_like_path(r.model) and not os.path.exists(os.path.expanduser(r.model)):
-        out.append(Problem("model", f"model path {r.model!r} does not exist", "check the path, or give a hub id"))
+    else:
+        _model_ref(out, "model", r.model, "model")
     if r.model_config:
-        if not r.model.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin")):
+        if not model_refs.is_checkpoint_file(r.model):
             out.append(Problem("model_config", "model_config is only used with a single-file checkpoint model",
                                "leave model_config empty for a diffusers folder or hub id"))
-        elif _looks_like_path(r.model_config) and not os.path.isdir(os.path.expanduser(r.model_config)):
+        elif model_refs.looks_like_path(r.model_config) and not os.path.isdir(os.path.expanduser(r.model_config)):
             out.append(Problem("model_config", f"model_config folder {r.model_config!r} does not exist",
                                "give a local diffusers SD 1.5 folder (model_index.json, unet/, tokenizer/ ...)"))
     for i, lora in enumerate(r.loras):
         if not lora.path:
             out.append(Problem(f"loras[{i}].path", "a LoRA entry has no path", "give the LoRA .safetensors file"))
-        elif _looks_like_path(lora.path) and not os.path.exists(os.path.expanduser(lora.path)):
+        elif model_refs.looks_like_path(lora.path) and not os.path.exists(os.path.expanduser(lora.path)):
             out.append(Problem(f"loras[{i}].path", f"LoRA file {lora.path!r} does not exist", "check the path"))
         _in_limits(out, f"loras[{i}].scale", lora.scale, "loras.scale")
     if not 0 <= r.seed < 2**63:
@@ -230,8 +231,8 @@ def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
             out.append(Problem(f"{name}.path", f"control {c.kind!r} has no frames", "give a folder or movie"))
         elif not os.path.exists(c.path):
             out.append(Problem(f"{name}.path", f"control frames {c.path!r} do not exist", "check the path"))
-        if c.model and _looks_like_path(c.model) and not os.path.exists(os.path.expanduser(c.model)):
-            out.append(Problem(f"{name}.model", f"ControlNet path {c.model!r} does not exist", "check the path"))
+        if c.model:
+            _model_ref(out, f"{name}.model", c.model, "ControlNet")
         _in_limits(out, f"{name}.scale", c.scale, "controls.scale")
         if _finite(out, f"{name}.start", c.start) and _finite(out, f"{name}.end", c.end):
             if not 0 <= c.start < c.end <= 1:
@@ -300,10 +301,12 @@ def _choice(out: list[Problem], name: str, value: str, options: tuple[str, ...])
         out.append(Problem(name, f"unknown {name} {value!r}", f"use one of {', '.join(o or repr(o) for o in options)}"))
 
 
-def _looks_like_path(ref: str) -> bool:
-    """A model reference is a path when it is one on disk or looks like one; otherwise a hub id ("org/name")."""
-    if ref == "tiny":
-        return False
-    if ref.startswith((".", "/", "~")) or "\\" in ref or ref.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin")):
-        return True
-    return ref.count("/") != 1 and os.sep in ref
+def _model_ref(out: list[Problem], name: str, ref: str, what: str) -> None:
+    """A model reference must exist when it is written as a path, and be ``tiny``, a path or a hub id at all."""
+    if os.path.exists(os.path.expanduser(ref)):
+        return
+    if model_refs.looks_like_path(ref):
+        out.append(Problem(name, f"{what} path {ref!r} does not exist", "check the path, or give a hub id"))
+    elif ref != model_refs.TINY and not model_refs.is_hub_id(ref):
+        out.append(Problem(name, f"{what} {ref!r} is neither a path nor a hub id",
+                           "give 'tiny', a hub id like org/name, a folder or a checkpoint file"))

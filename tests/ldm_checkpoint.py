@@ -36,6 +36,8 @@ from typing import Any
 
 from safetensors.torch import save_file
 
+from t2vz_backend.model_refs import is_pickle_file
+
 _RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
            ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
 _VAE_ATTENTION = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out"))
@@ -147,14 +149,14 @@ def controlnet_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str
 
 
 def write_sd_checkpoint(path: str, unet: Any, vae: Any, text_encoder: Any) -> None:
-    """Save the three models as one original-layout SD checkpoint: .safetensors, or a pickle .ckpt like
-    the original releases (tensors under ``state_dict``)."""
+    """Save the three models as one original-layout SD checkpoint: .safetensors, or a pickle file (.ckpt, .pth,
+    ...) like the original releases (tensors under ``state_dict``)."""
     tensors = {}
     for prefix, part in (("model.diffusion_model.", unet_to_ldm(unet.state_dict(), unet.config)),
                          ("first_stage_model.", vae_to_ldm(vae.state_dict(), vae.config)),
                          ("cond_stage_model.transformer.", text_encoder_to_ldm(text_encoder.state_dict()))):
         tensors.update({prefix + key: value.contiguous() for key, value in part.items()})
-    if path.endswith(".ckpt"):
+    if is_pickle_file(path):
         import torch
 
         torch.save({"state_dict": tensors}, path)

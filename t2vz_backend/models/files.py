@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelLoadError
+from ..model_refs import PICKLE_SUFFIXES, SAFE_SUFFIX, is_hub_id, looks_like_path
 
-PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
-SAFE_SUFFIX = ".safetensors"
 CONFIG_PATTERNS = ["*.json", "*.txt"]  # what a single-file checkpoint needs from a diffusers repo: no weights
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 MODEL_CLASSES = {  # component -> accepted classes; anything else (custom code included) is refused
@@ -34,7 +33,6 @@ MODEL_CLASSES = {  # component -> accepted classes; anything else (custom code i
     "text_encoder": ("CLIPTextModel",),
     "tokenizer": ("CLIPTokenizer", "CLIPTokenizerFast"),
 }
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _FOREIGN = {"XL": "an SDXL", "StableDiffusion3": "an SD3", "Flux": "a Flux", "Kandinsky": "a Kandinsky",
             "PixArt": "a PixArt", "Cascade": "a Stable Cascade", "Wuerstchen": "a Wuerstchen", "Kolors": "a Kolors",
             "Sana": "a Sana"}
@@ -74,13 +72,11 @@ def classify(ref: str, *, what: str = "model", field_name: str = "model") -> Ref
         return Ref("folder", path)
     if ref and os.path.isfile(path):
         return Ref("file", path)
-    looks_like_path = (not ref or ref.startswith((".", "~", "/", "\\")) or "\\" in ref
-                       or ref.count("/") > 1 or ref.lower().endswith((SAFE_SUFFIX, *PICKLE_SUFFIXES))
-                       or re.match(r"^[A-Za-z]:", ref) is not None)
-    if not looks_like_path and _HUB_ID.match(ref):
+    if ref and is_hub_id(ref):
         return Ref("hub", ref)
+    written_as_path = not ref or looks_like_path(ref)
     raise ModelLoadError(
-        f"{what} {ref!r} does not exist" if looks_like_path else f"{what} {ref!r} is neither a path nor a hub id",
+        f"{what} {ref!r} does not exist" if written_as_path else f"{what} {ref!r} is neither a path nor a hub id",
         field=field_name,
         hint="give 'tiny', a hub id like stable-diffusion-v1-5/stable-diffusion-v1-5, a diffusers folder "
              "or a .safetensors file",

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequestError, ModelLoadError
+from ..model_refs import DEFAULT_CONTROLNETS
 from ..protocol import LoraSpec
 from ..sampling.schedulers import make_scheduler
 from . import files as mf
@@ -45,11 +46,6 @@ if TYPE_CHECKING:
     import torch
 
 KINDS = ("sd", "pix2pix")
-DEFAULT_CONTROLNETS = {
-    "pose": "lllyasviel/sd-controlnet-openpose",
-    "depth": "lllyasviel/sd-controlnet-depth",
-    "canny": "lllyasviel/sd-controlnet-canny",
-}
 _LORA_HINT = "use a LoRA trained for the base model's family (SD 1.5 LoRAs for SD 1.5 models)"
 __all__ = ["BaseModel", "ModelCache", "default_controlnet_ref", "load_base_model", "load_controlnet"]
 

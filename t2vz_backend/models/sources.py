@@ -12,14 +12,15 @@ import os
 from typing import Any
 
 from ..errors import ModelLoadError
+from ..model_refs import DEFAULT_BASE_MODEL, DEFAULT_PIX2PIX_MODEL
 from . import files as mf
 from .tiny import ensure_tiny_models
 
 # diffusers repositories whose configs (no weights) describe a single-file checkpoint's components
 SINGLE_FILE_CONFIGS = {
-    "sd1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sd1": DEFAULT_BASE_MODEL,
     "sd2": "stabilityai/stable-diffusion-2-1",
-    "pix2pix": "timbrooks/instruct-pix2pix",
+    "pix2pix": DEFAULT_PIX2PIX_MODEL,
 }
 _LORA_PREFERRED = "pytorch_lora_weights.safetensors"  # the name diffusers' save_lora_weights writes
 
