@@ -2,8 +2,9 @@
 
 Why per shot: per-frame min-max re-maps the grey levels whenever the nearest or farthest visible point changes, so
 static geometry "breathes" as objects move and the generated video flickers (docs/blender.md §4). The mapping is the
-same as ``t2vz_backend.conditions.depth.normalize_depth_shot`` (linear): near -> white, far -> black, background
-(no geometry, Blender's ~1e10 Z) -> black; values outside near..far are clamped.
+backend's own, called here: ``t2vz_backend.conditions.depth`` (numpy only, shipped inside the add-on) finds a shot's
+near/far and maps each frame linearly: near -> white, far -> black, background (no geometry, Blender's ~1e10 Z) ->
+black; values outside near..far are clamped. This module only renders the passes and writes 8/16-bit PNGs.
 
 Sources:
 - ``"z"``: the Z pass, raw distances along the camera axis. near/far default to the min/max of the geometry's depth
@@ -20,11 +21,13 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import bpy
 import numpy as np
 
+from ..backend.t2vz_backend.conditions.depth import depth_range, normalize_depth_shot
+from ..backend.t2vz_backend.errors import InputError
 from . import compositor
 from .errors import SceneError
 from .pass_render import render_exr_passes
@@ -32,34 +35,12 @@ from .png import write_png
 from .render_settings import ScopedSettings, check_scene, pass_view_layer
 
 SOURCES = ("auto", "z", "mist")
-BACKGROUND = 1e9  # Z at or beyond this is "no geometry" (Blender writes ~1e10), as in t2vz_backend.conditions.depth
 FILE_PREFIX = "depth_"
 
 
-def valid_depth(depth: np.ndarray) -> np.ndarray:
-    """True where ``depth`` holds geometry: finite and below ``BACKGROUND``."""
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(depth) & (depth < BACKGROUND)
-
-
-def shot_range(depths: Iterable[np.ndarray]) -> tuple[float, float] | None:
-    """(min, max) of the geometry's depth over all frames of a shot; None when no frame shows any geometry."""
-    lo, hi = math.inf, -math.inf
-    for depth in depths:
-        values = depth[valid_depth(depth)]
-        if values.size:
-            lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
-    return None if lo > hi else (lo, hi)
-
-
 def depth_levels(depth: np.ndarray, near: float, far: float) -> np.ndarray:
-    """Grey levels 0..1 of one frame: near -> 1, far -> 0 (linear, clamped), background -> 0."""
-    mask = valid_depth(depth)
-    if far == near:  # a flat shot: all geometry is "nearest"
-        levels = np.ones_like(depth, dtype=np.float32)
-    else:
-        levels = np.clip((np.where(mask, depth, far) - far) / (near - far), 0.0, 1.0)
-    return np.where(mask, levels, 0.0).astype(np.float32)
+    """Grey levels 0..1 of one frame (the backend's per-shot normalisation with this shot's near/far)."""
+    return normalize_depth_shot([depth], near=near, far=far, dtype="float32")[0][..., 0]
 
 
 def quantise(levels: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -149,10 +130,11 @@ def _z_range(files: Sequence[str], near: float | None, far: float | None, frame_
     """near/far of a Z shot: the given values, the rest from the geometry's depth over all frames."""
     if near is not None and far is not None:
         return near, far
-    found = shot_range(compositor.read_exr_channel(file) for file in files)  # one frame in memory at a time
-    if found is None:
+    try:
+        found = depth_range(compositor.read_exr_channel(file) for file in files)  # one frame in memory at a time
+    except InputError:  # no frame shows any geometry
         raise SceneError(f"the camera sees no geometry in frames {frame_start}..{frame_end}",
-                         "aim the camera at the objects, or pass near and far explicitly")
+                         "aim the camera at the objects, or pass near and far explicitly") from None
     lo, hi = (found[0] if near is None else near), (found[1] if far is None else far)
     if hi < lo:
         raise SceneError(f"depth far ({hi:g}) lies before near ({lo:g})", "set near below the nearest geometry")
