@@ -193,13 +193,10 @@ def test_image_size_png_and_jpeg(tmp_path):
 # -- backend environment ---------------------------------------------------------------------------------------
 
 
-def test_user_data_dir_matches_install_deps():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import install_deps
-
+def test_user_data_dir_is_the_installers():
     env = {"XDG_DATA_HOME": "/x", "LOCALAPPDATA": "C:/l"}
-    for system in ("Linux", "Windows", "Darwin"):
-        assert environment.user_data_dir(system, env, Path("/h")) == install_deps.user_data_dir(system, env, Path("/h"))
+    assert environment.user_data_dir("Linux", env, Path("/h")) == Path("/x/t2vz")
+    assert environment._installer().__file__ == str(environment.installer_script())
 
 
 def test_marker_found_and_missing(tmp_path, monkeypatch):

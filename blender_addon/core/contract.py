@@ -60,10 +60,6 @@ class Setting:
     ui: Mapping[str, Any] = field(default_factory=dict)  # more bpy.props keywords: subtype, precision, step, type
     cli: bool = True  # offered as an option of ``blender -c t2vz generate``
 
-    def field_for(self, mode: str) -> str:
-        """The (first) request field this setting fills in ``mode``."""
-        return self.by_mode.get(mode, self.fields[0] if self.fields else "")
-
     def fields_for(self, mode: str) -> tuple[str, ...]:
         return (self.by_mode[mode],) if mode in self.by_mode else self.fields
 

@@ -8,12 +8,16 @@ interpreter the user picked, and starts ``python -m t2vz_backend worker`` with P
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import platform
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from .errors import T2VZAddonError
 
@@ -29,19 +33,25 @@ def installer_script() -> Path:
     return INSTALLER if INSTALLER.is_file() or not DEV_INSTALLER.is_file() else DEV_INSTALLER
 
 
+@functools.cache
+def _installer() -> ModuleType:
+    """``install_deps.py`` as a module (standard library only), loaded on first use: it owns where it installs."""
+    script = installer_script()
+    spec = importlib.util.spec_from_file_location("t2vz_install_deps", script)
+    if spec is None or spec.loader is None or not script.is_file():
+        raise T2VZAddonError(f"install_deps.py is missing from this package ({script})",
+                             "reinstall the add-on from its release zip")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the script runs
+    spec.loader.exec_module(module)
+    return module
+
+
 def user_data_dir(system: str | None = None, environ: Mapping[str, str] | None = None,
                   home: Path | None = None) -> Path:
-    """The per-user t2vz folder, spelled exactly as ``install_deps.user_data_dir`` spells it."""
-    system = system or platform.system()
-    environ = os.environ if environ is None else environ
-    home = home or Path.home()
-    if system == "Windows":
-        base = Path(environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif system == "Darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "t2vz"
+    """The per-user t2vz folder: ``install_deps.user_data_dir``, the folder the installer writes to."""
+    return _installer().user_data_dir(system or platform.system(), os.environ if environ is None else environ,
+                                      home or Path.home())
 
 
 def default_venv() -> Path:

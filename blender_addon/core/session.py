@@ -59,10 +59,6 @@ def _make_client(config: ClientConfig) -> Any:
     return client
 
 
-def current_client() -> Any:
-    return _client
-
-
 def stop() -> None:
     """End the worker (frees its memory) or drop the in-process runner."""
     global _client, _config

@@ -42,6 +42,10 @@ class JobDriver:
     _timer = None
     _job: Any = None
 
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not runner.is_running()
+
     def run_plan(self, context: Any, plan: jobs.JobPlan) -> set[str]:
         if headless(context):
             return self.added(jobs.run_blocking(plan))
@@ -94,10 +98,6 @@ class T2VZ_OT_generate(JobDriver, bpy.types.Operator):
     bl_label = "Generate"
     bl_options = {"REGISTER", "UNDO"}  # the undo step is pushed when the strip is added
 
-    @classmethod
-    def poll(cls, context):
-        return not runner.is_running()
-
     @error_boundary
     def execute(self, context):
         scene = compat.sequencer_scene(context)
@@ -114,10 +114,6 @@ class T2VZ_OT_redo(JobDriver, bpy.types.Operator):
 
     strip: bpy.props.StringProperty(name="Strip", description="Generated strip to redo (empty: the active strip)",
                                     default="")
-
-    @classmethod
-    def poll(cls, context):
-        return not runner.is_running()
 
     @error_boundary
     def execute(self, context):
