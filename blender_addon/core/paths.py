@@ -38,7 +38,8 @@ def new_job_dir(root: str | os.PathLike, prompt: str, seed: int, now: datetime.d
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise T2VZAddonError(f"cannot create the output folder {root} ({exc.strerror})",
-                             "choose another output folder in the add-on preferences") from exc
+                             "choose another output folder in the add-on preferences",
+                             setting="prefs.output_root") from exc
     stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}_{seed}_{slug(prompt)}"
     for n in range(1000):
