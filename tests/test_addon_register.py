@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -147,3 +148,24 @@ def test_in_process_mode_without_torch_says_what_to_do(scene, monkeypatch):  # n
     prefs().backend_mode = "IN_PROCESS"
     with pytest.raises(RuntimeError, match="needs torch in Blender's own Python.*Separate Process"):
         bpy.ops.t2vz.generate()
+
+
+def test_one_error_boundary_reports_user_errors_and_logs_bugs(scene, monkeypatch):  # noqa: F811
+    jobs = submodule("jobs")
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(jobs, "prepare", broken)
+    with pytest.raises(RuntimeError, match="internal error in T2VZ_OT_generate: ZeroDivisionError"):
+        bpy.ops.t2vz.generate()
+    log = bpy.data.texts["t2vz_log"].as_string()
+    assert "Traceback" in log and "ZeroDivisionError: a bug" in log
+    errors = submodule("core.errors")
+    monkeypatch.setattr(jobs, "prepare", lambda *a, **k: (_ for _ in ()).throw(
+        errors.T2VZAddonError("steps=1 is too few", "use at least 2", setting="steps")))
+    with pytest.raises(RuntimeError, match="steps=1 is too few. use at least 2"):
+        bpy.ops.t2vz.generate()
+    for path in (ROOT / "blender_addon" / "operators").glob("*.py"):  # nowhere else turns errors into reports
+        if path.name != "boundary.py":
+            assert not re.search(r"except T2VZAddonError.*\n\s*self\.report", path.read_text()), path.name
