@@ -97,7 +97,7 @@ def check_setting(owner_type, setting, mode):
         check_numeric(prop, validation.LIMITS[field], setting.scale, setting.name)
     elif prop.type in ("INT", "FLOAT") and setting.fields:
         pytest.fail(f"{setting.name} fills {field}, which has no validation.LIMITS entry")
-    choices = validation.CHOICES.get(field.rpartition(".")[2])
+    choices = validation.CHOICES.get(field)
     if choices is not None:
         assert [item.identifier for item in prop.enum_items] == list(choices), setting.name
 

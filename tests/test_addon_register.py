@@ -169,3 +169,13 @@ def test_one_error_boundary_reports_user_errors_and_logs_bugs(scene, monkeypatch
     for path in (ROOT / "blender_addon" / "operators").glob("*.py"):  # nowhere else turns errors into reports
         if path.name != "boundary.py":
             assert not re.search(r"except T2VZAddonError.*\n\s*self\.report", path.read_text()), path.name
+
+
+@pytest.mark.parametrize("mode", ["TEXT2VIDEO", "CONTROLNET", "PIX2PIX", "SCENE"])
+def test_panel_draws_each_mode_with_its_own_steps(scene, mode):  # noqa: F811
+    scene.t2vz.mode = mode
+    log = draw(submodule("ui.panels").T2VZ_PT_main, bpy.context)
+    owners = {entry[1][1]: entry[1][0] for entry in log if entry[0] == "prop" and len(entry[1]) > 1}
+    group = getattr(scene.t2vz, submodule("core.modes").get(mode).group)
+    assert owners["steps"] == group and owners["guidance"] == group and owners["seed"] == scene.t2vz
+    assert ("long_side" in owners) is (mode != "TEXT2VIDEO" and scene.t2vz.fit_source)

@@ -99,12 +99,13 @@ def field_type(name: str, mode: str) -> Any:
 
 
 def limit(name: str) -> validation.Limit | None:
-    """The contract's bound of request field ``name`` (``controls[2].scale`` and ``controls.scale`` alike)."""
+    """The contract's bound of request field ``name`` (``controls.scale``: every ControlSpec's ``scale``)."""
     return validation.LIMITS.get(name)
 
 
 def choices(name: str) -> tuple[str, ...]:
-    return validation.CHOICES.get(name.rpartition(".")[2], ())
+    """The contract's choice list of request field ``name``; () when it takes any value."""
+    return validation.CHOICES.get(name, ())
 
 
 def default(setting: Setting, mode: str) -> Any:
