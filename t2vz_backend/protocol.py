@@ -90,10 +90,10 @@ class JobRequest:
     frame_start: int = -1  # render only frames frame_start..frame_end (inclusive, 0-based); -1 = from the first
     frame_end: int = -1  # -1 = to the last
     chunk_size: int = 8  # frames denoised together (memory), never changes the result
-    # True: the anchor (frame 0) gets a UNet call of its own each step, so it is bit-identical to diffusers' still
-    # and to any sub-range render. False: it rides in the first chunk, one call fewer per step (faster; frame 0
-    # then equals the still up to float rounding, at most one 8-bit level).
-    exact_anchor: bool = True
+    # False (default): the anchor (frame 0) rides in the first chunk, one UNet call per step for a clip that fits in
+    # a chunk; frame 0 equals diffusers' still up to float rounding (at most one 8-bit level). True: the anchor gets
+    # a call of its own each step (its 2-row call leaves a GPU mostly idle), so it is bit-identical to the still.
+    exact_anchor: bool = False
     scheduler: str = "ddim"
     device: str = "auto"  # "auto", "cuda", "cuda:1", "mps", "cpu"
     dtype: str = "auto"  # "auto", "float16", "bfloat16", "float32"
@@ -103,6 +103,14 @@ class JobRequest:
     preview: str = ""  # "", "mp4" or "gif": also write preview.<ext> of the frames
     fps: float = 8.0  # frame rate of the preview
     vae_batch: int = 2  # frames decoded by the VAE at a time
+    # Speed (README "Speed"; acceleration/). Feature reuse: one step in cache_interval runs the whole UNet, the
+    # others only its shallow branch, cache_depth layers deep, with the deep features of the last full step
+    # (1 = off). compile: torch.compile the UNet's and ControlNets' layers (the first job in a worker pays the
+    # compile). channels_last: channels-last weights and activations.
+    cache_interval: int = 1
+    cache_depth: int = 2
+    compile: bool = False
+    channels_last: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.TYPE, **encode(self)}
@@ -168,6 +176,26 @@ REQUEST_TYPES: dict[str, type[JobRequest]] = {
 }
 AnyRequest = Union[TextToVideoRequest, ControlVideoRequest, EditVideoRequest]
 
+# Speed presets: the request fields each sets (the add-on's preset buttons, the CLI's --preset). "quality" puts
+# them back to the mode's defaults. "draft" needs a few-step model: an LCM or TCD LoRA (README "Speed") or an
+# LCM-distilled checkpoint; guidance 1 turns classifier-free guidance off (half the UNet rows).
+PRESET_FIELDS = ("scheduler", "steps", "guidance", "cache_interval", "cache_depth")
+PRESETS: dict[str, dict[str, Any]] = {
+    "quality": {},
+    "fast": {"cache_interval": 3, "cache_depth": 2},
+    "draft": {"scheduler": "lcm", "steps": 4, "guidance": 1.0, "cache_interval": 1},
+}
+
+
+def preset_values(preset: str, cls: type[JobRequest]) -> dict[str, Any]:
+    """Every ``PRESET_FIELDS`` value of ``preset`` for request class ``cls`` (its defaults where the preset is
+    silent), so applying a preset always gives the same settings whatever was set before."""
+    if preset not in PRESETS:
+        raise InvalidRequestError(f"unknown preset {preset!r}", field="preset",
+                                  hint=f"use one of {', '.join(PRESETS)}")
+    defaults = cls()
+    return {name: PRESETS[preset].get(name, getattr(defaults, name)) for name in PRESET_FIELDS}
+
 # --------------------------------------------------------------------------------------------------------------------
 # Events
 # --------------------------------------------------------------------------------------------------------------------
@@ -185,7 +213,9 @@ class Event:
 
 @dataclass(frozen=True)
 class Progress(Event):
-    """Denoising progress. ``step``/``total_steps`` count UNet passes of the whole job (anchor and chunks)."""
+    """Denoising progress in the user's units: ``step`` of ``total_steps`` denoising steps of the schedule (the
+    request's ``steps``, whatever the frames, chunks or anchor layout), ``frames_done`` of ``total_frames`` frames
+    written, and ``fraction``, the share of the denoising work done (UNet frame-passes), for smooth bars."""
 
     TYPE: ClassVar[str] = "progress"
 
@@ -196,6 +226,7 @@ class Progress(Event):
     total_frames: int = 0
     eta_s: float = -1.0  # seconds left, -1 while unknown
     message: str = ""
+    fraction: float = -1.0  # share of the denoising work done, 0-1; -1 outside the denoising stage
 
 
 @dataclass(frozen=True)

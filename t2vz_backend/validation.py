@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 MAX_TRAIN_TIMESTEP = 999  # SD 1.x schedules have 1000 training timesteps
 MAX_SIZE = 4096  # pixels per side
+SD15_SKIPS = 12  # skip connections (= up layers) of SD 1.5's UNet: the deepest feature-reuse branch
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ LIMITS: dict[str, Limit] = {
     "controls.start_frame": Limit(0, math.inf, typical="use 0 or more"),
     "controls.fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
     "loras.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
+    # speed (feature reuse, acceleration/feature_reuse.py); the engine checks cache_depth against the model's UNet
+    "cache_interval": Limit(1, math.inf, soft_max=10, typical="1 = off; 2-5 is typical, the Fast preset uses 3"),
+    "cache_depth": Limit(1, SD15_SKIPS, typical=f"2 is the default; SD 1.5's UNet has {SD15_SKIPS} layers"),
 }
 
 
@@ -164,6 +168,8 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
             ))
     _in_limits(out, "chunk_size", r.chunk_size)
     _in_limits(out, "vae_batch", r.vae_batch)
+    _in_limits(out, "cache_interval", r.cache_interval)
+    _in_limits(out, "cache_depth", r.cache_depth)
     _choice(out, "scheduler", r.scheduler, SCHEDULERS)
     if r.device.split(":")[0] not in DEVICES:
         out.append(Problem("device", f"unknown device {r.device!r}", f"use one of {', '.join(DEVICES)} (or cuda:N)"))

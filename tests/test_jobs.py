@@ -37,16 +37,16 @@ class FakeCache:
 
 
 def fake_engine(request, model, controlnets, ctx, *, fail_at_step=-1, error=None):
-    """Follows the engine contract: plan, one step per UNet pass, then every frame in order."""
+    """Follows the engine contract: plan, two UNet passes (of one frame each) per step, then every frame in order."""
     frames = request.frames or 3
     first, last = frame_range(request, frames)
     ctx.on_stage("prepare")
-    ctx.plan(2 * request.steps)
+    ctx.plan(request.steps, 2 * request.steps)
     ctx.on_stage("denoise")
-    for step in range(2 * request.steps):
-        if step == fail_at_step:
+    for call in range(2 * request.steps):
+        if call == fail_at_step:
             raise error
-        ctx.step()
+        ctx.advance(1, call // 2 + 1 if call % 2 else None)
     ctx.on_stage("decode")
     for index in range(first, last + 1):
         rng = np.random.default_rng(request.seed * 1000 + index)
@@ -84,7 +84,10 @@ def test_frames_sidecar_and_events(engine, tmp_path):
     assert Image.open(done.frames[1]).size == (32, 16)
     assert {"load", "prepare", "denoise", "decode", "write", "total"} <= set(done.timings)
     steps = [e for e in events if isinstance(e, Progress) and e.total_steps]
-    assert [e.step for e in steps] == [1, 2, 3, 4] and steps[0].eta_s == -1 and steps[-1].eta_s == 0
+    # steps of the schedule (2), not UNet passes (4); the bar's share of the work moves with every pass
+    assert [e.step for e in steps] == [0, 1, 1, 2] and [e.total_steps for e in steps] == [2] * 4
+    assert [e.fraction for e in steps] == [0.25, 0.5, 0.75, 1.0]
+    assert steps[0].eta_s == -1 and steps[-1].eta_s == 0
     assert events[0] == Progress(job_id="j1", stage="load", message="loading tiny")
     assert [e.index for e in events if isinstance(e, FrameWritten)] == [0, 1, 2]
     preview = next(e for e in events if isinstance(e, Preview))

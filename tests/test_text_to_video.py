@@ -13,14 +13,16 @@ from PIL import Image
 
 from t2vz_backend.attention.cross_frame import CrossFrameState
 from t2vz_backend.errors import InvalidRequestError
+from t2vz_backend.pipelines import dynamics as dynamics_module
 from t2vz_backend.pipelines import text_to_video as t2v_module
 from t2vz_backend.pipelines.text_to_video import text_to_video
 from t2vz_backend.protocol import MotionKey, TextToVideoRequest
 from t2vz_backend.sampling import sampler as sampler_module
 from t2vz_backend.sampling.context import JobContext
 
+# The exact layout: the one whose frame 0 is bit-identical to the still (the default shares the first call).
 BASE = TextToVideoRequest(output_dir="unused", prompt="a red fox running", negative_prompt="blurry", frames=4,
-                          width=64, height=64, steps=6, seed=11, chunk_size=8)
+                          width=64, height=64, steps=6, seed=11, chunk_size=8, exact_anchor=True)
 
 
 def run(model, **changes) -> dict[int, np.ndarray]:
@@ -115,6 +117,7 @@ def test_cross_frame_attention_is_active(tiny_sd, full, monkeypatch):
     # A/B with the same seed: without the processors the anchor is unchanged but the other frames differ.
     monkeypatch.setattr(t2v_module, "cross_frame_attention", lambda models, state: nullcontext(state))
     monkeypatch.setattr(sampler_module, "verify_installed", lambda models: None)
+    monkeypatch.setattr(dynamics_module, "verify_installed", lambda models: None)
     ctx = JobContext.collecting()
     text_to_video(BASE, tiny_sd, ctx, state=_PlainAttention())
     assert max_diff(ctx.frames[0], full[0]) == 0  # the anchor attends to itself either way

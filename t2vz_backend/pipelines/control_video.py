@@ -15,13 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..acceleration.compile import prepared
+from ..acceleration.feature_reuse import FeatureReuse
 from ..attention.cross_frame import CrossFrameState, cross_frame_attention
 from ..conditions.maps import load_control_maps
 from ..protocol import ControlVideoRequest, TextToVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames
+from ..sampling.guidance import guidance_embedding, text_branches
 from ..sampling.prompts import PromptTable
-from ..sampling.sampler import ControlInput, NoisePredictor, denoise, passes_per_step
+from ..sampling.sampler import ControlInput, NoisePredictor, denoise
 from ..sampling.schedule import plan_schedule
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_frame_range, check_request, frame_range
@@ -40,6 +43,9 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
     check_request(request)
     if len(controlnets) != len(request.controls):
         raise ValueError(f"{len(request.controls)} controls but {len(controlnets)} ControlNets")  # caller bug
+    branches = text_branches(model.unet, request.guidance)
+    reuse = FeatureReuse.for_models(request.cache_interval, request.cache_depth, len(branches), model.unet,
+                                    controlnets)
     maps = load_control_maps(request)
     count = maps.frames
     check_frame_range(request, count)
@@ -53,7 +59,6 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
     ctx.on_stage("prepare")
 
     # 2. Prompts: [uncond, cond] with CFG, [cond] without; the ControlNets see the same embeddings.
-    branches = ("uncond", "cond") if request.guidance > 1 else ("cond",)
     table = PromptTable(model.tokenizer, model.text_encoder, device, negative=request.negative_prompt,
                         prompts=[request.prompt])
     controls = [
@@ -62,18 +67,21 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
     ]
     state = state or CrossFrameState()
     predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance,
-                               controls=controls, state=state)
+                               controls=controls, state=state, reuse=reuse,
+                               timestep_cond=guidance_embedding(model.unet, request.guidance, device, dtype))
 
     # 3. Schedule: the scheduler's grid for the step count (T/T′ only matter with motion).
     main = model.make_scheduler(request.scheduler)
     with_motion = request.motion_x != 0 or request.motion_y != 0
     defaults = TextToVideoRequest()
-    plan = plan_schedule(main, request.steps, defaults.t0, defaults.t1)
+    sigma_space = is_sigma_space(main)
+    plan = plan_schedule(main, request.steps, defaults.t0, defaults.t1,
+                         may_jump=not sigma_space and main.config.get("prediction_type") == "epsilon")
     start_index = plan.t1_index if with_motion else 0
     if start_index and hasattr(main, "set_begin_index"):
         main.set_begin_index(start_index)
-    per_step = passes_per_step(len(frames), request.chunk_size, request.exact_anchor)
-    ctx.plan((plan.t0_index if with_motion else 0) + (len(plan.timesteps) - start_index) * per_step)
+    anchor_work = plan.anchor_steps if with_motion else 0
+    ctx.plan(request.steps, anchor_work + (len(plan.timesteps) - start_index) * len(frames))
 
     # 4. Initial latents: StableDiffusionControlNetPipeline's noise for this seed, shared by every frame.
     gen0 = anchor_generator(request.seed)
@@ -82,14 +90,15 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
     distinct = list({id(net): net for net in controlnets}.values())
     models = {"unet": model.unet, **{f"controlnet{i}": net for i, net in enumerate(distinct)}}
     ctx.on_stage("denoise")
-    with cross_frame_attention(models, state):
+    with prepared(list(models.values()), compile=request.compile, channels_last=request.channels_last), \
+            cross_frame_attention(models, state):
         if with_motion:
             pre = model.make_scheduler(request.scheduler)
             pre.set_timesteps(request.steps)
             latents, _ = motion_latents(predictor, pre, main, plan, noise, frames, seed=request.seed,
                                         motion_x=request.motion_x, motion_y=request.motion_y, motion_path=(),
                                         motion_mode="clean", state=state, models=models, ctx=ctx, generator=gen0,
-                                        sigma_space=is_sigma_space(main))
+                                        sigma_space=sigma_space)
         else:
             latents = noise.expand(len(frames), -1, -1, -1).clone()
 
@@ -98,7 +107,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
         latents = denoise(predictor, main, latents, frames, plan.raw[start_index:], state=state, models=models,
                           chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
                           generators=generators, first_index=start_index,
-                          total_steps=len(plan.timesteps))
+                          total_steps=len(plan.timesteps), fixed_shapes=request.compile)
 
     # 6. Decode and stream.
     ctx.on_stage("decode")

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..acceleration.compile import prepared
+from ..acceleration.feature_reuse import FeatureReuse
 from ..attention.cross_frame import CrossFrameState, cross_frame_attention
 from ..errors import InputError, ModelLoadError
 from ..media.reader import fit_size, read_frames, resize_frames
@@ -25,7 +27,7 @@ from ..protocol import EditVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames
 from ..sampling.prompts import PromptTable
-from ..sampling.sampler import NoisePredictor, denoise, passes_per_step
+from ..sampling.sampler import NoisePredictor, denoise
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_frame_range, check_request, frame_range
 
@@ -41,6 +43,8 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
         raise ModelLoadError(
             f"model {model.ref!r} has a UNet with {model.unet.config.in_channels} input channels, not 8",
             field="model", hint="use an InstructPix2Pix model such as timbrooks/instruct-pix2pix")
+    guided = request.guidance > 1 and request.image_guidance >= 1
+    reuse = FeatureReuse.for_models(request.cache_interval, request.cache_depth, 3 if guided else 1, model.unet)
     source = read_frames(request.input, start=request.input_start, count=request.frames or None,
                          fps=request.input_fps or None)
     count = len(source)
@@ -61,7 +65,6 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
 
     # 2. Prompts: diffusers' Instruct-Pix2Pix order [instruction, negative, negative]; no CFG when either scale is
     #    too low to act (its rule: guidance > 1 and image_guidance >= 1).
-    guided = request.guidance > 1 and request.image_guidance >= 1
     branches = ("cond", "uncond", "uncond") if guided else ("cond",)
     table = PromptTable(model.tokenizer, model.text_encoder, device, negative=request.negative_prompt,
                         prompts=[request.instruction])
@@ -75,12 +78,13 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
 
     state = state or CrossFrameState()
     predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance,
-                               image_guidance=request.image_guidance, image_latents=image_latents, state=state)
+                               image_guidance=request.image_guidance, image_latents=image_latents, state=state,
+                               reuse=reuse)
 
     # 4. Per-frame noise; each frame's generator goes on to feed its stochastic scheduler steps.
     scheduler = model.make_scheduler(request.scheduler)
     scheduler.set_timesteps(request.steps)
-    ctx.plan(len(scheduler.timesteps) * passes_per_step(len(frames), request.chunk_size, request.exact_anchor))
+    ctx.plan(request.steps, len(scheduler.timesteps) * len(frames))
     generators = [anchor_generator(request.seed)] + [frame_generator(request.seed, k, "noise") for k in frames[1:]]
     shape = (1, 4, size[1] // _vae_scale(model.vae), size[0] // _vae_scale(model.vae))
     latents = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in generators])
@@ -89,10 +93,11 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     # 5. Step-major loop with cross-frame attention (UNet only: no ControlNet in this mode).
     models = {"unet": model.unet}
     ctx.on_stage("denoise")
-    with cross_frame_attention(models, state):
+    with prepared(list(models.values()), compile=request.compile, channels_last=request.channels_last), \
+            cross_frame_attention(models, state):
         latents = denoise(predictor, scheduler, latents, frames, tuple(scheduler.timesteps), state=state,
                           models=models, chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
-                          generators=generators)
+                          generators=generators, fixed_shapes=request.compile)
 
     # 6. Decode and stream.
     ctx.on_stage("decode")

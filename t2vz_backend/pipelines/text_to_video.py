@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import torch
 
+from ..acceleration.compile import prepared
+from ..acceleration.feature_reuse import FeatureReuse
 from ..attention.cross_frame import CrossFrameState, cross_frame_attention
 from ..protocol import TextToVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames
+from ..sampling.guidance import guidance_embedding, text_branches
 from ..sampling.prompts import PromptTable
-from ..sampling.sampler import NoisePredictor, denoise, passes_per_step
+from ..sampling.sampler import NoisePredictor, denoise
 from ..sampling.schedule import plan_schedule
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_request, frame_range
@@ -32,8 +35,10 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
 
     from ..sampling.schedulers import is_sigma_space
 
-    # 1. Check inputs: everything is validated before the first UNet call.
+    # 1. Check inputs: everything is validated before the first UNet call (feature reuse: against this UNet too).
     check_request(request)
+    branches = text_branches(model.unet, request.guidance)
+    reuse = FeatureReuse.for_models(request.cache_interval, request.cache_depth, len(branches), model.unet)
     first, last = frame_range(request, request.frames)
     wanted = list(range(first, last + 1))
     frames = [0] + [k for k in wanted if k != 0]  # rows: the anchor, then the frames to render
@@ -42,22 +47,24 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     masks = load_masks(request.mask_dir, frames, (h, w), device) if request.smooth_bg else None
     ctx.on_stage("prepare")
 
-    # 2. Prompts, encoded once: [uncond, cond] branches with CFG, [cond] without (guidance <= 1).
-    branches = ("uncond", "cond") if request.guidance > 1 else ("cond",)
+    # 2. Prompts, encoded once: [uncond, cond] branches with CFG, [cond] without (sampling/guidance.py).
     table = PromptTable(model.tokenizer, model.text_encoder, device, negative=request.negative_prompt,
                         prompts=[request.prompt], per_frame=request.frame_prompts)
     state = state or CrossFrameState()
     predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance,
-                               state=state)
+                               state=state, reuse=reuse,
+                               timestep_cond=guidance_embedding(model.unet, request.guidance, device, dtype))
 
     # 3. Schedule: the scheduler's grid for S steps; T and T′ placed on it by noise level.
     pre = model.make_scheduler(request.scheduler)
-    plan = plan_schedule(pre, request.steps, request.t0, request.t1)
+    sigma_space = is_sigma_space(pre)
+    plan = plan_schedule(pre, request.steps, request.t0, request.t1,
+                         may_jump=not sigma_space and pre.config.get("prediction_type") == "epsilon")
     main = model.make_scheduler(request.scheduler)
     main.set_timesteps(request.steps)
     if hasattr(main, "set_begin_index"):
         main.set_begin_index(plan.t1_index)  # multistep/sigma schedulers start counting at T
-    ctx.plan(plan.t0_index + plan.main_steps * passes_per_step(len(frames), request.chunk_size, request.exact_anchor))
+    ctx.plan(request.steps, plan.anchor_steps + plan.main_steps * len(frames))
 
     # 4. Anchor noise: exactly the latents StableDiffusionPipeline draws for this seed.
     gen0 = anchor_generator(request.seed)
@@ -65,12 +72,13 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
 
     models = {"unet": model.unet}
     ctx.on_stage("denoise")
-    with cross_frame_attention(models, state):
+    with prepared(list(models.values()), compile=request.compile, channels_last=request.channels_last), \
+            cross_frame_attention(models, state):
         # 5-6. The anchor alone to T and T′; warp x¹_T′ per frame and forward-diffuse it back to T.
         latents, _ = motion_latents(predictor, pre, main, plan, x, frames, seed=request.seed,
                                     motion_x=request.motion_x, motion_y=request.motion_y,
                                     motion_path=request.motion_path, motion_mode=request.motion_mode, state=state,
-                                    models=models, ctx=ctx, generator=gen0, sigma_space=is_sigma_space(main))
+                                    models=models, ctx=ctx, generator=gen0, sigma_space=sigma_space)
         # 7. Background smoothing (paper Sect. 3.3): blend the background with the warped anchor, once, at T.
         if masks is not None and len(frames) > 1:
             latents[1:] = smooth_background(latents[:1], latents[1:], frames[1:], masks, request)
@@ -79,7 +87,8 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
         generators = [gen0] + [frame_generator(request.seed, k, "step") for k in frames[1:]]
         latents = denoise(predictor, main, latents, frames, plan.raw[plan.t1_index:], state=state,
                           models=models, chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
-                          generators=generators)
+                          generators=generators, first_index=plan.t1_index, total_steps=len(plan.timesteps),
+                          fixed_shapes=request.compile)
 
     # 9. Decode in micro-batches; frames stream to the caller in order.
     ctx.on_stage("decode")

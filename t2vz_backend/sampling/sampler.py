@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..acceleration.feature_reuse import FeatureReuse
 from ..attention.cross_frame import CrossFrameState, verify_installed
 from ..attention.text import TextBatch
 from .context import JobContext
@@ -67,6 +68,8 @@ class NoisePredictor:
     image_latents: Callable[[Sequence[int]], torch.Tensor] | None = None  # frames → (G·f, 4, h, w) (pix2pix)
     controls: list[ControlInput] = field(default_factory=list)
     state: CrossFrameState | None = None  # told which model call runs, so each keeps its own anchor K/V
+    timestep_cond: torch.Tensor | None = None  # distilled (LCM) UNets: the guidance embedding (sampling/few_step.py)
+    reuse: FeatureReuse | None = None  # feature reuse across steps (acceleration/feature_reuse.py); None = off
 
     def _scope(self, name: str) -> None:
         if self.state is not None:
@@ -81,6 +84,7 @@ class NoisePredictor:
         embeds = text.embeds
         if self.state is not None:
             self.state.text = text  # lets text attention use its per-job K/V for exactly this tensor
+        full = self.reuse is None or self.reuse.is_full(step_index)
         down, mid = None, None
         for i, control in enumerate(self.controls):
             if not control.active(step_index, total_steps):
@@ -88,28 +92,49 @@ class NoisePredictor:
             self._scope(f"control{i}/")
             cond = control.images(frames)
             cond = torch.cat([cond] * g) if g > 1 else cond
-            d, m = control.model(model_input, t, encoder_hidden_states=embeds, controlnet_cond=cond,
-                                 conditioning_scale=control.scale, guess_mode=False, return_dict=False)
+            if full:
+                d, m = control.model(model_input, t, encoder_hidden_states=embeds, controlnet_cond=cond,
+                                     conditioning_scale=control.scale, guess_mode=False, return_dict=False)
+            else:  # a reuse step: only the residuals the UNet's branch reads
+                d, m = self.reuse.control(control.model, model_input, t, embeds, cond, control.scale), None
             down = list(d) if down is None else [a + b for a, b in zip(down, d, strict=False)]
             mid = m if mid is None else mid + m
         if self.image_latents is not None:
             model_input = torch.cat([model_input, self.image_latents(frames)], dim=1)
         self._scope("unet/")
-        eps = self.unet(model_input, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
-                        mid_block_additional_residual=mid, return_dict=False)[0]
+        if self.reuse is None:
+            eps = self.unet(model_input, t, encoder_hidden_states=embeds, timestep_cond=self.timestep_cond,
+                            down_block_additional_residuals=down, mid_block_additional_residual=mid,
+                            return_dict=False)[0]
+        else:
+            eps = self.reuse.unet(self.unet, model_input, t, embeds, frames, full=full,
+                                  timestep_cond=self.timestep_cond, down=down, mid=mid)
         return combine_guidance(eps, g, self.guidance, self.image_guidance)
 
 
 def step_kwargs(scheduler, generators: list[torch.Generator] | None) -> dict:
-    """Pass per-frame generators only to schedulers whose ``step`` draws noise (diffusers' extra_step_kwargs rule)."""
+    """What diffusers' pipelines pass to ``scheduler.step``: per-frame generators to schedulers that draw noise, and
+    ``eta=0`` to those that take one (DDIM, TCD: deterministic, as in a diffusers still; TCD's own default is 0.3)."""
     accepted = inspect.signature(scheduler.step).parameters
-    return {"generator": generators} if generators is not None and "generator" in accepted else {}
+    kwargs: dict = {"eta": 0.0} if "eta" in accepted else {}
+    if generators is not None and "generator" in accepted:
+        kwargs["generator"] = generators
+    return kwargs
 
 
-def chunks(count: int, size: int, exact_anchor: bool = True) -> list[slice]:
+def chunks(count: int, size: int, exact_anchor: bool = True, balanced: bool = False) -> list[slice]:
     """Row slices of one step's calls: the first holds the anchor (row 0), alone if ``exact_anchor``; then slices
-    of at most ``size`` rows up to ``count``."""
+    of at most ``size`` rows up to ``count``. ``balanced``: as many calls, of equal sizes (the last ones one row
+    shorter), so that padding makes every chunk call the same shape (``compile``)."""
     first = 1 if exact_anchor else min(size, count)
+    if balanced:
+        start = 1 if exact_anchor else 0
+        calls = -(-(count - start) // size)
+        if calls:
+            bounds = [start + -(-(count - start) * i // calls) for i in range(calls + 1)]
+            parts = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+            return ([slice(0, 1)] + parts) if exact_anchor else parts
+        return [slice(0, 1)]
     return [slice(0, first)] + [slice(s, min(s + size, count)) for s in range(first, count, size)]
 
 
@@ -119,28 +144,43 @@ def passes_per_step(frames: int, chunk_size: int, exact_anchor: bool = True) -> 
 
 def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames: Sequence[int],
             timesteps: Sequence, *, state: CrossFrameState, models: dict, chunk_size: int, ctx: JobContext,
-            exact_anchor: bool = True, generators: list[torch.Generator] | None = None, first_index: int = 0,
-            total_steps: int | None = None) -> torch.Tensor:
+            exact_anchor: bool = False, generators: list[torch.Generator] | None = None, first_index: int = 0,
+            total_steps: int | None = None, shows_steps: bool = True, fixed_shapes: bool = False) -> torch.Tensor:
     """Denoise ``latents`` (one row per entry of ``frames``; ``frames[0]`` must be the anchor) over ``timesteps``.
 
-    ``first_index``/``total_steps`` place these steps in the whole schedule (for ControlNet start/end fractions).
+    ``first_index``/``total_steps`` place these steps in the whole schedule (for ControlNet start/end fractions,
+    feature reuse's full steps and progress). ``shows_steps=False``: steps off the user's schedule (the anchor's
+    T→T′ path), reported as work only. ``fixed_shapes`` (compiled models): equal chunk calls, the short one padded
+    by repeating its last frame, so every chunk call has one shape.
     """
     assert frames[0] == 0, "row 0 must be the anchor frame"
     total = total_steps if total_steps is not None else len(timesteps)
     kwargs = step_kwargs(scheduler, generators)
     g = predictor.branches
+    first, *rest = chunks(len(frames), chunk_size, exact_anchor, balanced=fixed_shapes)
+    widest = max((part.stop - part.start for part in rest), default=0) if fixed_shapes else 0
+
+    def predict(part: slice, t, index: int, pad_to: int = 0) -> torch.Tensor:
+        count = part.stop - part.start
+        if count >= pad_to:
+            return predictor(scheduler, latents[part], t, frames[part], index, total)
+        rows = list(range(part.start, part.stop)) + [part.stop - 1] * (pad_to - count)  # outputs dropped below
+        return predictor(scheduler, latents[rows], t, [frames[r] for r in rows], index, total)[:count]
+
+    if predictor.reuse is not None:
+        predictor.reuse.begin(first_index)
     for i, t in enumerate(timesteps):
         verify_installed(models)
         index = first_index + i
+        done = index + 1 if shows_steps else None  # the step counts once every frame has taken it
         eps = torch.empty_like(latents)
-        first, *rest = chunks(len(frames), chunk_size, exact_anchor)
         with state.recording(g):
-            eps[first] = predictor(scheduler, latents[first], t, frames[first], index, total)
-        ctx.step()
+            eps[first] = predict(first, t, index)
+        ctx.advance(first.stop, None if rest else done)
         if rest:
             with state.replaying(g):
-                for part in rest:
-                    eps[part] = predictor(scheduler, latents[part], t, frames[part], index, total)
-                    ctx.step()
+                for n, part in enumerate(rest):
+                    eps[part] = predict(part, t, index, widest)
+                    ctx.advance(part.stop - part.start, done if n == len(rest) - 1 else None)
         latents = scheduler.step(eps, t, latents, **kwargs, return_dict=False)[0]
     return latents

@@ -9,6 +9,14 @@ T/T′ are the grid steps nearest to t1/t0. With S = 50 DDIM ("leading", offset 
 901, **881**, … exactly the reference. The anchor runs alone from the first grid step down to T′ (keeping its state
 at T); every frame is then denoised together over the grid steps from T down, so frame 0 follows exactly the path a
 plain still takes.
+
+Coarse grids (few-step LCM/TCD drafts: 999, 759, 499, 259 at S = 4). What motion dynamics need from T and T′ is
+the re-noising ratio r = ᾱ_T/ᾱ_T′: the share of the warped anchor latent that survives the re-noising, i.e. how
+strongly the frames' starting latents follow the anchor (r ≈ 0.53 at the defaults). T still lands on the grid step
+nearest to t1 (the loop and frame 0 need a grid step), but when the grid step nearest to t0 would give a ratio more
+than √2 away from the asked one (at S = 4: 999 → 759, r = 0.09), T′ moves off the grid to the noise level that keeps
+r (999 → 945) and the anchor reaches it in one deterministic DDIM step from T (:func:`ddim_jump`). That path exists
+only to be warped, so frame 0 is untouched. DDIM at 10-50 steps and sigma-space schedulers keep their grid T′.
 """
 
 from __future__ import annotations
@@ -20,13 +28,16 @@ import torch
 
 from ..errors import InvalidRequestError
 
+JUMP_TOLERANCE = math.log(2) / 2  # |log r_grid − log r_asked| above this (a factor √2): T′ leaves the grid
+
 
 @dataclass(frozen=True)
 class VideoSchedule:
     timesteps: tuple[int, ...]  # the whole grid, descending, rounded (for placing T/T′ and reading ᾱ)
     raw: tuple  # the scheduler's own timestep values (tensors; floats for some schedulers), for stepping
     t1_index: int  # grid index of T
-    t0_index: int  # grid index of T′ (> t1_index)
+    t0_index: int  # grid index of T′ (> t1_index), or -1: T′ lies between grid steps (``jump``)
+    t0_level: int  # T′ as a training timestep (the grid step's when on the grid)
 
     @property
     def t1(self) -> int:
@@ -34,20 +45,28 @@ class VideoSchedule:
 
     @property
     def t0(self) -> int:
-        return self.timesteps[self.t0_index]
+        return self.t0_level
+
+    @property
+    def jump(self) -> bool:
+        """T′ is off the grid: the anchor reaches it from T in one DDIM step."""
+        return self.t0_index < 0
 
     @property
     def anchor_steps(self) -> int:
-        """Denoising steps the anchor takes alone (from the grid start to T′)."""
-        return self.t0_index
+        """UNet passes the anchor takes alone (from the grid start to T′)."""
+        return self.t1_index + 1 if self.jump else self.t0_index
 
     @property
     def main_steps(self) -> int:
         return len(self.timesteps) - self.t1_index
 
 
-def plan_schedule(scheduler, steps: int, t0: int, t1: int) -> VideoSchedule:
-    """Place T and T′ on ``scheduler``'s grid for ``steps`` steps; raise naming the values if they cannot be placed."""
+def plan_schedule(scheduler, steps: int, t0: int, t1: int, *, may_jump: bool = False) -> VideoSchedule:
+    """Place T and T′ on ``scheduler``'s grid for ``steps`` steps; raise naming the values if they cannot be placed.
+
+    ``may_jump``: the scheduler is a VP ε-prediction one, so T′ may leave a coarse grid (see the module docstring).
+    """
     if not 0 < t0 < t1 < scheduler.config.num_train_timesteps:
         raise InvalidRequestError(
             f"need 0 < t0 < t1 < {scheduler.config.num_train_timesteps}, got t0={t0}, t1={t1}",
@@ -62,7 +81,23 @@ def plan_schedule(scheduler, steps: int, t0: int, t1: int) -> VideoSchedule:
     t1_index = min(range(len(grid) - 1), key=lambda i: (abs(grid[i] - t1), -grid[i]))
     later = range(t1_index + 1, len(grid))
     t0_index = min(later, key=lambda i: (abs(grid[i] - t0), -grid[i]))
-    return VideoSchedule(grid, raw, t1_index, t0_index)
+    if may_jump:
+        log_abar = torch.log(scheduler.alphas_cumprod.to(torch.float64))
+        asked = float(log_abar[t1] - log_abar[t0])  # log r
+        if abs(float(log_abar[grid[t1_index]] - log_abar[grid[t0_index]]) - asked) > JUMP_TOLERANCE:
+            target = float(log_abar[grid[t1_index]]) - asked
+            level = min(range(grid[t1_index]), key=lambda t: abs(float(log_abar[t]) - target))
+            return VideoSchedule(grid, raw, t1_index, -1, level)
+    return VideoSchedule(grid, raw, t1_index, t0_index, grid[t0_index])
+
+
+def ddim_jump(scheduler, latents: torch.Tensor, eps: torch.Tensor, t_from: int, t_to: int) -> torch.Tensor:
+    """One deterministic DDIM step of VP latents between any two training timesteps, from the noise prediction:
+    x̂₀ = (x − √(1 − ᾱ)·ε̂)/√ᾱ, then x′ = √ᾱ′·x̂₀ + √(1 − ᾱ′)·ε̂."""
+    abar = scheduler.alphas_cumprod.to(torch.float64)
+    a, b = float(abar[t_from]), float(abar[t_to])
+    x0 = (latents.float() - math.sqrt(1 - a) * eps.float()) / math.sqrt(a)
+    return (math.sqrt(b) * x0 + math.sqrt(1 - b) * eps.float()).to(latents.dtype)
 
 
 def renoise(scheduler, plan: VideoSchedule, latents: torch.Tensor, noise: torch.Tensor, *,

@@ -7,8 +7,9 @@ the same (same checks, same files, same events) whichever way it is started. Ste
    before any work: a bad request writes nothing;
 2. load the models through the ``ModelCache`` (a warm worker skips this);
 3. stage the output: ``<output_dir>/.partial-<job id>/``;
-4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` (with an ETA from the measured step
-   time), every frame is written as a PNG and announced with ``FrameWritten`` (and optionally a small ``Preview``);
+4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` in the user's units (step k of the
+   schedule's S, the share of the work done, an ETA from the measured rate), every frame is written as a PNG and
+   announced with ``FrameWritten`` (and optionally a small ``Preview``);
    ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
 5. write the optional mp4/gif preview and the ``t2vz.json`` sidecar, move everything into ``output_dir``;
 6. emit and return ``Done``.
@@ -198,19 +199,20 @@ def _engine_for(request: AnyRequest) -> Callable[[Any, Any, list[Any], JobContex
 def _make_context(job_id: str, emit: Callable[[Event], None], should_cancel: Callable[[], bool], clock: _StageClock,
                   frames: _FrameSink) -> JobContext:
     """A JobContext whose callbacks turn the engine's steps, stages and frames into events and files."""
-    started: list[float] = []  # (time, steps) of the first step: the ETA ignores warm-up before it
+    started: list[float] = []  # (time, work fraction) of the first pass: the ETA ignores warm-up before it
 
-    def on_step(done: int, total: int) -> None:
+    def on_step(step: int, total: int, fraction: float) -> None:
         now = time.perf_counter()
         if clock.stage == "prepare":
             clock.enter("denoise")
         if not started:
-            started.extend((now, done))
+            started.extend((now, fraction))
         eta = -1.0
-        if done > started[1]:
-            eta = (now - started[0]) / (done - started[1]) * max(total - done, 0)
-        emit(Progress(job_id=job_id, stage=clock.stage or "denoise", step=done, total_steps=total,
-                      frames_done=len(frames.paths), total_frames=frames.total, eta_s=round(eta, 2)))
+        if fraction > started[1]:  # the rate of the work since the first pass, over the work left
+            eta = (now - started[0]) / (fraction - started[1]) * max(1.0 - fraction, 0.0)
+        emit(Progress(job_id=job_id, stage=clock.stage or "denoise", step=step, total_steps=total,
+                      frames_done=len(frames.paths), total_frames=frames.total, eta_s=round(eta, 2),
+                      fraction=round(fraction, 4)))
 
     def on_stage(stage: str) -> None:
         clock.enter(stage)
