@@ -2,8 +2,9 @@
 
 Job options are generated from the request dataclasses: ``--motion-x`` sets ``motion_x`` and its default is the
 dataclass default, so the CLI, the worker and the add-on can never disagree. A few fields have friendlier forms:
-``--out`` (output_dir), ``--frame-range A-B`` (frame_start/frame_end), ``--lora PATH[:SCALE]``, ``--frame-prompt``
-and, for ControlNet, ``--control KIND=PATH[:SCALE]``, ``--control-model KIND=REF`` and ``--preprocess KIND=NAME``.
+``--out`` (output_dir), ``--frame-range A-B`` (frame_start/frame_end), ``--lora PATH[:SCALE]``, ``--frame-prompt``,
+``--preset`` (protocol.PRESETS, under any explicit option) and, for ControlNet, ``--control KIND=PATH[:SCALE]``,
+``--control-model KIND=REF`` and ``--preprocess KIND=NAME``.
 
 Exit status: 0 done; 2 the job could not run as asked (bad option or value, input, model, output folder, out of
 memory), with one line ``error: <message> (<hint>)`` on stderr and nothing written; 1 an internal error (traceback on
@@ -26,6 +27,7 @@ from typing import Any
 
 from .errors import InvalidRequestError, JobCancelled, T2VZError
 from .protocol import (
+    PRESETS,
     ControlSpec,
     ControlVideoRequest,
     Done,
@@ -37,6 +39,7 @@ from .protocol import (
     LoraSpec,
     Progress,
     TextToVideoRequest,
+    preset_values,
     request_from_dict,
 )
 from .validation import CHOICES as FIELD_CHOICES
@@ -114,6 +117,10 @@ def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest])
                         help="render only global frames A..B (0-based, inclusive; 'A-' = from A to the end)")
     parser.add_argument("--lora", dest="loras", metavar="PATH[:SCALE]", action="append", type=_lora,
                         default=argparse.SUPPRESS, help="apply a LoRA (repeatable)")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=argparse.SUPPRESS,
+                        help="speed preset, set before the other options: " + "; ".join(
+                            f"{name}: " + (", ".join(f"{k}={v}" for k, v in values.items()) or "the defaults")
+                            for name, values in PRESETS.items()) + " (draft needs an LCM/TCD LoRA, README 'Speed')")
     own = [spec for spec in dataclasses.fields(cls) if spec.name not in JobRequest.__dataclass_fields__]
     common = [spec for spec in dataclasses.fields(cls) if spec.name in JobRequest.__dataclass_fields__]
     for spec in own + common:  # the mode's own options first, as --help lists them
@@ -143,7 +150,8 @@ def request_from_args(args: argparse.Namespace) -> JobRequest:
     """The request the parsed options describe (only given options are set; the rest keep dataclass defaults)."""
     cls = MODES[args.command]
     names = {spec.name for spec in dataclasses.fields(cls)}
-    values = {k: v for k, v in vars(args).items() if k in names and k not in ("controls", "frame_range")}
+    values = preset_values(args.preset, cls) if "preset" in vars(args) else {}
+    values.update({k: v for k, v in vars(args).items() if k in names and k not in ("controls", "frame_range")})
     if "frame_range" in vars(args):
         values["frame_start"], values["frame_end"] = args.frame_range
     for key in ("loras", "frame_prompts"):

@@ -177,13 +177,14 @@ REQUEST_TYPES: dict[str, type[JobRequest]] = {
 AnyRequest = Union[TextToVideoRequest, ControlVideoRequest, EditVideoRequest]
 
 # Speed presets: the request fields each sets (the add-on's preset buttons, the CLI's --preset). "quality" puts
-# them back to the mode's defaults. "draft" needs a few-step model: an LCM or TCD LoRA (README "Speed") or an
-# LCM-distilled checkpoint; guidance 1 turns classifier-free guidance off (half the UNet rows).
+# them back to the mode's defaults. "draft" needs a few-step model: a TCD or LCM LoRA (README "Speed") or an
+# LCM-distilled checkpoint; guidance 1 turns classifier-free guidance off (half the UNet rows). TCD, not LCM: with
+# eta 0 it steps deterministically, where LCM re-noises every frame with fresh noise at every step (flicker).
 PRESET_FIELDS = ("scheduler", "steps", "guidance", "cache_interval", "cache_depth")
 PRESETS: dict[str, dict[str, Any]] = {
     "quality": {},
     "fast": {"cache_interval": 3, "cache_depth": 2},
-    "draft": {"scheduler": "lcm", "steps": 4, "guidance": 1.0, "cache_interval": 1},
+    "draft": {"scheduler": "tcd", "steps": 4, "guidance": 1.0, "cache_interval": 1},
 }
 
 

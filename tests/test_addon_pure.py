@@ -130,6 +130,9 @@ def test_runner_progress_text():
     job.apply(protocol.Progress(step=2, total_steps=8, frames_done=1, total_frames=3, eta_s=75))
     assert job.fraction == 0.25 and job.eta_text() == "1:15 left"
     assert "step 2/8" in job.status_line() and "frames 1/3" in job.status_line()
+    # the bar follows the share of the work (every UNet pass), the text the schedule's steps
+    job.apply(protocol.Progress(step=2, total_steps=8, fraction=0.4))
+    assert job.fraction == 0.4 and job.step_text() == "step 2/8"
 
 
 def test_runner_failure_and_cancel():

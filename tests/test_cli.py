@@ -43,6 +43,17 @@ def test_every_option_sets_its_field():
         output_dir="o")
 
 
+def test_presets_set_their_fields_and_explicit_options_win():
+    fast = parse("text2video", "--preset", "fast")
+    assert (fast.cache_interval, fast.cache_depth, fast.steps) == (3, 2, 50)
+    draft = parse("controlnet", "--preset", "draft", "--steps", "6", "--control", "pose=p")
+    assert (draft.scheduler, draft.steps, draft.guidance, draft.cache_interval) == ("tcd", 6, 1.0, 1)
+    assert parse("pix2pix", "--preset", "quality") == parse("pix2pix")
+    assert parse("text2video", "--cache-interval", "2", "--compile", "--no-exact-anchor").cache_interval == 2
+    with pytest.raises(cli.UsageError, match="invalid choice"):
+        parse("text2video", "--preset", "turbo")
+
+
 def test_controlnet_and_pix2pix_options():
     request = parse("controlnet", "--prompt", "p", "--control", "pose=poses/:0.8", "--control", "depth=d.mp4",
                     "--control-model", "depth=org/depth", "--preprocess", "pose=pose")

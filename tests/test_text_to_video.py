@@ -170,3 +170,16 @@ def test_bad_input_is_refused_before_any_work(tiny_sd, changes, field):
         text_to_video(dataclasses.replace(BASE, **changes), tiny_sd, ctx)
     assert info.value.field == field and info.value.hint
     assert ctx.steps_done == 0 and not ctx.frames
+
+
+@pytest.mark.parametrize("chunk,exact", [(8, False), (1, True)])
+def test_progress_counts_steps_of_the_schedule_not_unet_passes(tiny_sd, chunk, exact):
+    seen: list[tuple[int, int, float]] = []
+    ctx = JobContext.collecting()
+    ctx.on_step = lambda step, total, fraction: seen.append((step, total, fraction))
+    text_to_video(dataclasses.replace(BASE, chunk_size=chunk, exact_anchor=exact), tiny_sd, ctx)
+    steps, totals, fractions = zip(*seen)
+    calls = 1 + BASE.steps * (1 if chunk == 8 else BASE.frames)  # the anchor's T->T' step, then every main step
+    assert len(seen) == calls and set(totals) == {BASE.steps}
+    assert list(steps) == sorted(steps) and set(steps) == set(range(0, BASE.steps + 1))
+    assert list(fractions) == sorted(fractions) and fractions[-1] == 1.0

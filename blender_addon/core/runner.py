@@ -34,6 +34,7 @@ class JobState:
     frames_done: int = 0
     total_frames: int = 0
     eta_s: float = -1.0
+    work: float = -1.0  # share of the denoising work done (Progress.fraction), -1 when the backend did not say
     message: str = "starting the backend"
     frames: dict[int, str] = field(default_factory=dict)  # written frame files by global index
     done: Any = None  # the Done event
@@ -52,7 +53,13 @@ class JobState:
     def fraction(self) -> float:
         if self.status == DONE:
             return 1.0
+        if self.work >= 0:
+            return self.work
         return self.step / self.total_steps if self.total_steps else 0.0
+
+    def step_text(self) -> str:
+        """"step k/S" in the schedule's steps (the user's Steps setting), or "" outside the denoising stage."""
+        return f"step {self.step}/{self.total_steps}" if self.total_steps else ""
 
     def eta_text(self) -> str:
         if self.eta_s < 0:
@@ -68,7 +75,7 @@ class JobState:
             return f"T2V-Zero: {self.status}: {self.error_text()}"
         parts = [f"T2V-Zero {self.stage}"]
         if self.total_steps:
-            parts.append(f"step {self.step}/{self.total_steps}")
+            parts.append(self.step_text())
         if self.total_frames:
             parts.append(f"frames {self.frames_done}/{self.total_frames}")
         if self.eta_text():
@@ -90,6 +97,7 @@ class JobState:
             return
         if isinstance(event, protocol.Progress):
             self.stage, self.step, self.total_steps = event.stage, event.step, event.total_steps
+            self.work = event.fraction
             self.frames_done, self.total_frames, self.eta_s = event.frames_done, event.total_frames, event.eta_s
             self.message = event.message or self.message
         elif isinstance(event, protocol.FrameWritten):

@@ -50,7 +50,9 @@ def draw_job(layout: Any) -> bool:
         return False
     box = layout.box()
     if not job.finished:
-        text = f"{job.stage} {job.step}/{job.total_steps}" if job.total_steps else job.message or job.stage
+        text = f"{job.stage}: {job.step_text()}" if job.total_steps else job.message or job.stage
+        if job.total_frames:
+            text += f", frames {job.frames_done}/{job.total_frames}"
         compat.draw_progress(box, job.fraction, text)
         row = box.row()
         row.label(text=job.eta_text() or "estimating…", icon="TIME")
