@@ -108,7 +108,7 @@ class JobRequest:
     # (1 = off). compile: torch.compile the UNet's and ControlNets' layers (the first job in a worker pays the
     # compile). channels_last: channels-last weights and activations.
     cache_interval: int = 1
-    cache_depth: int = 2
+    cache_depth: int = 1
     compile: bool = False
     channels_last: bool = False
 
@@ -183,7 +183,7 @@ AnyRequest = Union[TextToVideoRequest, ControlVideoRequest, EditVideoRequest]
 PRESET_FIELDS = ("scheduler", "steps", "guidance", "cache_interval", "cache_depth")
 PRESETS: dict[str, dict[str, Any]] = {
     "quality": {},
-    "fast": {"cache_interval": 3, "cache_depth": 2},
+    "fast": {"cache_interval": 3, "cache_depth": 1},
     "draft": {"scheduler": "tcd", "steps": 4, "guidance": 1.0, "cache_interval": 1},
 }
 

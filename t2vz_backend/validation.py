@@ -72,7 +72,7 @@ LIMITS: dict[str, Limit] = {
     "loras.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
     # speed (feature reuse, acceleration/feature_reuse.py); the engine checks cache_depth against the model's UNet
     "cache_interval": Limit(1, math.inf, soft_max=10, typical="1 = off; 2-5 is typical, the Fast preset uses 3"),
-    "cache_depth": Limit(1, SD15_SKIPS, typical=f"2 is the default; SD 1.5's UNet has {SD15_SKIPS} layers"),
+    "cache_depth": Limit(1, SD15_SKIPS, typical=f"1 is the default; SD 1.5's UNet has {SD15_SKIPS} layers"),
 }
 
 

@@ -45,7 +45,7 @@ def test_every_option_sets_its_field():
 
 def test_presets_set_their_fields_and_explicit_options_win():
     fast = parse("text2video", "--preset", "fast")
-    assert (fast.cache_interval, fast.cache_depth, fast.steps) == (3, 2, 50)
+    assert (fast.cache_interval, fast.cache_depth, fast.steps) == (3, 1, 50)
     draft = parse("controlnet", "--preset", "draft", "--steps", "6", "--control", "pose=p")
     assert (draft.scheduler, draft.steps, draft.guidance, draft.cache_interval) == ("tcd", 6, 1.0, 1)
     assert parse("pix2pix", "--preset", "quality") == parse("pix2pix")

@@ -2,9 +2,10 @@
 
 Between neighbouring steps the UNet's deep features change little, its shallow ones a lot. With
 ``cache_interval`` N > 1, one step in N runs the whole UNet and keeps, for every frame, the *deep feature* of the
-branch of depth ``cache_depth`` (acceleration/unet_layers.py); the N − 1 steps after it run only that branch —
-``conv_in``, the first D down layers, the last D up layers, ``conv_out`` — and take the deep feature from the
-frame's last full step. With SD 1.5 and D = 2 the branch is about a fifth of the UNet's work.
+branch of depth D = ``cache_depth`` (acceleration/unet_layers.py); the N − 1 steps after it run only that branch —
+``conv_in``, the first D − 1 down layers, the last D up layers, ``conv_out`` — and take the deep feature from the
+frame's last full step. Measured on a CPU (docs/benchmarks.md), a depth-1 branch costs 4 % of a full pass at SD
+1.5's widths and 13 % at the benchmarks' reduced widths; depth 2, 11 % and 38 %.
 
 What stays true (tests/test_feature_reuse.py):
 
@@ -26,7 +27,7 @@ Loop order and memory. The loop stays step-major, every frame advancing one step
 The other order — a chunk through all N steps of a reuse period, then the next chunk — keeps deep features only for
 one chunk, but it needs the anchor's K/V of all N steps at once and a scheduler per chunk (multistep solvers keep
 history), and it breaks the one-``scheduler.step``-for-all-frames rule the loop is built on (sampling/sampler.py).
-Step-major keeps one deep feature per frame and branch between full steps: at SD 1.5's 512² and D = 2 a
+Step-major keeps one deep feature per frame and branch between full steps: at SD 1.5's 512² and D = 1 or 2 a
 (320, 64, 64) map, 2.6 MB in float16, 5.2 MB per frame with CFG — 125 MB more for 32 frames than for 8, next to
 gigabytes of weights and one chunk's activations, which is what the peak is made of. The memory benchmark
 (docs/benchmarks.md) checks the peak at 32 frames against 8.
@@ -40,8 +41,6 @@ from dataclasses import dataclass, field
 import torch
 
 from .unet_layers import check_structure, control_branch, unet_branch, unet_pass
-
-DEFAULT_DEPTH = 2  # conv_in + the first down layer, and the last two up layers (SD 1.5's level-0 branch)
 
 
 @dataclass

@@ -65,7 +65,7 @@ def check_structure(model, what: str, *, depth: int, field: str = "cache_depth")
     if not 1 <= depth <= total:
         raise InvalidRequestError(
             f"cache_depth={depth} is deeper than this {what}: its branch can be 1 to {total} layers deep",
-            field=field, hint=f"use a cache_depth between 1 and {total} (2 is the default)")
+            field=field, hint=f"use a cache_depth between 1 and {total} (1 is the default)")
 
 
 def time_embedding(model, sample: torch.Tensor, timestep, timestep_cond: torch.Tensor | None) -> torch.Tensor:
