@@ -11,6 +11,7 @@ import os
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from .backend.t2vz_backend import model_refs
 from .core import compat, environment, installer, request_builder, session, settings_table
 from .core.errors import T2VZAddonError
 from .properties import annotations
@@ -47,6 +48,11 @@ T2VZ_AP_preferences = type("T2VZ_AP_preferences", (bpy.types.AddonPreferences,),
             items=(("auto", "Auto", "Detect the GPU"), ("cuda", "CUDA", "NVIDIA"), ("rocm", "ROCm", "AMD on Linux"),
                    ("mps", "MPS", "Apple Silicon"), ("cpu", "CPU", "No GPU"))),
         **annotations(settings_table.PREFERENCE_SETTINGS),
+        "few_step_lora": StringProperty(
+            name="Few-Step LoRA", description="The TCD or LCM LoRA that jobs with the scene's Few-Step LoRA on "
+            "apply (the Draft preset): a hub id, a folder or a .safetensors file. The TCD LoRA goes with the TCD "
+            "sampler; for LCM's (latent-consistency/lcm-lora-sdv1-5) choose LCM or TCD",
+            default=model_refs.DEFAULT_FEW_STEP_LORA),
         "hf_home": StringProperty(name="Model Cache", description="Hugging Face cache folder (HF_HOME); empty: "
                                   "the standard one", subtype="DIR_PATH", default=""),
         # No DIR_PATH subtype: preference paths do not accept Blender's "//" (relative to the .blend file) prefix.
@@ -85,7 +91,8 @@ def prefs_view(prefs) -> request_builder.PrefsView:
         controlnet_models={kind: _model(getattr(prefs, f"controlnet_{kind}"))
                            for kind in settings_table.CONTROL_KINDS},
         device=prefs.device, dtype=prefs.dtype, vae_batch=prefs.vae_batch, offline=effective_offline(prefs),
-        allow_pickle=prefs.allow_pickle,
+        allow_pickle=prefs.allow_pickle, compile=prefs.compile, channels_last=prefs.channels_last,
+        few_step_lora=_model(prefs.few_step_lora) if prefs.few_step_lora.strip() else "",
     )
 
 

@@ -24,6 +24,8 @@ DEFAULT_CONTROLNETS = {
     "depth": "lllyasviel/sd-controlnet-depth",
     "pose": "lllyasviel/sd-controlnet-openpose",
 }
+# The few-step LoRA the add-on's Draft preset applies (README "Speed"): TCD for SD 1.5, sampled with "tcd".
+DEFAULT_FEW_STEP_LORA = "h1t/TCD-SD15-LoRA"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -30,11 +30,12 @@ ADDON_OWNED = {
     "control_input": "footage or maps: preprocessor = kind or 'none'",
     "pass_pose": "which scene passes to render", "pass_depth": "", "depth_source": "", "pass_canny": "",
     "mask_collection": "which objects to render as masks",
+    "use_few_step_lora": "whether loras gets the few-step LoRA of the preferences (the Draft preset)",
     "text2video": "per-mode group", "controlnet": "per-mode group", "pix2pix": "per-mode group",
     "scene": "per-mode group",
 }
 PREFS_OWNED = {"backend_mode", "python_source", "python_path", "install_torch", "hf_home", "output_root",
-               "unsaved_output_dir"}
+               "unsaved_output_dir", "few_step_lora"}
 # Request fields the add-on fills from elsewhere than a setting default (sources, the output folder, Blender).
 FILLED_BY_THE_JOB = {"output_dir", "controls", "input", "input_start", "mask_dir", "offline", "model"}
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from blender_addon.backend.t2vz_backend import protocol
+from blender_addon.backend.t2vz_backend import model_refs, protocol
 from blender_addon.core import (
     channels,
     compat,
@@ -242,6 +242,18 @@ def test_request_per_mode():
     assert (cn.width, cn.height, cn.long_side, cn.frames) == (0, 0, 64, 5)
     edit = request_builder.build_request(settings(mode="PIX2PIX", fit_source=False), view, "/o", source=source)
     assert (edit.model, edit.instruction, edit.input, edit.input_start, edit.width) == ("p2p", "a cat", "/in", 4, 64)
+
+
+def test_speed_settings_reach_the_request():
+    view = request_builder.PrefsView(base_model="tiny", compile=True, few_step_lora="/l/tcd.safetensors")
+    draft = request_builder.build_request(settings(use_few_step_lora=True, cache_interval=3, cache_depth=2,
+                                                   scheduler="tcd"), view, "/o")
+    assert draft.loras == (protocol.LoraSpec("/l/tcd.safetensors"),) and draft.scheduler == "tcd"
+    assert (draft.cache_interval, draft.cache_depth, draft.compile, draft.channels_last) == (3, 2, True, False)
+    assert request_builder.build_request(settings(), view, "/o").loras == ()  # the LoRA only where asked for
+    assert request_builder.PrefsView().few_step_lora == model_refs.DEFAULT_FEW_STEP_LORA
+    problems = request_builder.preview_problems(settings(cache_interval=0), view)
+    assert "cache_interval" in problems
 
 
 def test_model_config_goes_with_a_single_file_base_model_only():

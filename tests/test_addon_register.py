@@ -13,7 +13,7 @@ from addon_helpers import PACKAGE, addon, fake_client, prefs, scene, submodule  
 bpy = pytest.importorskip("bpy")
 ROOT = Path(__file__).resolve().parents[1]
 OPERATORS = ("generate", "redo", "cancel", "check_backend", "install_deps", "stop_backend", "low_vram_preset",
-             "random_seed", "show_parameters", "load_parameters")
+             "random_seed", "speed_preset", "show_parameters", "load_parameters")
 
 
 def test_register_unregister_twice(addon):  # noqa: F811
@@ -66,6 +66,29 @@ def test_low_vram_preset_and_random_seed(scene):  # noqa: F811
     assert len(seeds) > 1
 
 
+def test_speed_presets_set_the_contracts_values_for_the_mode_shown(scene):  # noqa: F811
+    protocol = submodule("backend.t2vz_backend.protocol")
+    settings = scene.t2vz
+    settings.mode = "TEXT2VIDEO"
+    text_steps = settings.steps
+    settings.mode = "CONTROLNET"
+    assert bpy.ops.t2vz.speed_preset(preset="draft") == {"FINISHED"}
+    draft = protocol.PRESETS["draft"]
+    assert (settings.scheduler, settings.steps, settings.guidance) == (draft["scheduler"], draft["steps"],
+                                                                      pytest.approx(draft["guidance"]))
+    assert settings.use_few_step_lora and settings.cache_interval == 1
+    settings.mode = "TEXT2VIDEO"  # steps and guidance are per mode: the other mode keeps its own
+    assert settings.steps == text_steps
+    assert bpy.ops.t2vz.speed_preset(preset="fast") == {"FINISHED"}
+    assert (settings.cache_interval, settings.cache_depth) == (protocol.PRESETS["fast"]["cache_interval"],
+                                                               protocol.PRESETS["fast"]["cache_depth"])
+    assert not settings.use_few_step_lora and settings.scheduler == protocol.TextToVideoRequest.scheduler
+    settings.mode = "CONTROLNET"
+    assert bpy.ops.t2vz.speed_preset(preset="quality") == {"FINISHED"}
+    assert (settings.steps, settings.scheduler, settings.cache_interval) == (
+        protocol.ControlVideoRequest.steps, protocol.ControlVideoRequest.scheduler, 1)
+
+
 def test_offline_follows_online_access(scene):  # noqa: F811
     preferences = submodule("preferences")
     p = prefs()
@@ -100,7 +123,7 @@ class Layout:
 
 def draw(panel_cls, context):
     log = []
-    helpers = ("draw_size", "draw_frames", "draw_source")
+    helpers = ("draw_size", "draw_frames", "draw_speed", "draw_source")
     panel = SimpleNamespace(layout=Layout(log), **{n: getattr(panel_cls, n) for n in helpers if hasattr(panel_cls, n)})
     panel_cls.draw(panel, context)
     return log
@@ -114,6 +137,7 @@ def test_panel_shows_problems_beside_settings(scene):  # noqa: F811
     assert any("width=60 is not a positive multiple of 8" in text for text in labels)
     assert any("t0" in text and "t1" in text for text in labels)
     assert ("op", "t2vz.generate") in log
+    assert ("op", "t2vz.speed_preset") in log  # the Quality / Fast / Draft row
     where = {entry[1][1]: i for i, entry in enumerate(log) if entry[0] == "prop" and len(entry[1]) > 1}
     problem = next(i for i, e in enumerate(log) if e[0] == "label" and "width=60" in e[2].get("text", ""))
     assert where["width"] < problem < where["frames"]  # drawn under the size fields, above the next setting

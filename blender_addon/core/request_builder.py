@@ -43,6 +43,9 @@ class PrefsView:
     vae_batch: int = _REQUEST.vae_batch
     offline: bool = _REQUEST.offline
     allow_pickle: bool = _REQUEST.allow_pickle
+    compile: bool = _REQUEST.compile
+    channels_last: bool = _REQUEST.channels_last
+    few_step_lora: str = model_refs.DEFAULT_FEW_STEP_LORA  # applied where the scene's Few-Step LoRA is on
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def build_request(settings: Any, prefs: PrefsView, output_dir: str, source: Sour
               **contract.request_values(prefs, mode.key, PREFERENCE_SETTINGS), "output_dir": output_dir}
     if not model_refs.is_checkpoint_file(values["model"]):
         values.pop("model_config", None)  # configs belong to a single checkpoint file (the backend refuses others)
+    if settings.use_few_step_lora and prefs.few_step_lora.strip():
+        values["loras"] = (protocol.LoraSpec(prefs.few_step_lora.strip()),)
     if mode.key == modes.TEXT2VIDEO:
         values.update(frames=frame_count(settings), mask_dir=mask_dir)
         return mode.request(**values)

@@ -78,6 +78,15 @@ SCENE_SETTINGS: tuple[Setting, ...] = (
     Setting("exact_anchor", "Exact First Frame", "Give the first frame a denoising pass of its own each step, so "
             "it is bit-identical to a still with the same seed. Off: one pass fewer per step (faster), the first "
             "frame equal up to rounding", ("exact_anchor",)),
+    # Speed (README "Speed"): feature reuse, and the few-step LoRA of the Draft preset.
+    Setting("cache_interval", "Feature Reuse", "Run the whole UNet on one step in this many; the steps between "
+            "recompute only its outer layers and reuse the deep features of the last full step (1: off; the Fast "
+            "preset uses 3, about twice as fast at 50 steps)", ("cache_interval",)),
+    Setting("cache_depth", "Reuse Depth", "How many of the UNet's outer layers a reuse step recomputes (deeper: "
+            "slower and closer to no reuse)", ("cache_depth",)),
+    Setting("use_few_step_lora", "Few-Step LoRA", "Apply the Few-Step LoRA of the add-on preferences (the Draft "
+            "preset turns it on: TCD or LCM sampling at 4-8 steps needs it, unless the model is distilled)",
+            kind="bool", default=False),
     Setting("control_kind", "Control", "What the ControlNet follows (the kinds the backend has a default "
             "ControlNet for)", modes=(CONTROLNET,), kind="enum",
             items=tuple((kind, *_KIND_LABELS.get(kind, (kind.title(), ""))) for kind in CONTROL_KINDS)),
@@ -133,6 +142,11 @@ PREFERENCE_SETTINGS: tuple[Setting, ...] = (
             ("offline",)),
     Setting("allow_pickle", "Allow Pickle Checkpoints", "Load .ckpt/.pt/.pth/.bin model files. They can run "
             "arbitrary code when loaded: only for files from a source you trust", ("allow_pickle",)),
+    Setting("compile", "Compile", "torch.compile the UNet's layers: the first job of a worker compiles for minutes, "
+            "the next ones with the same size and frame count reuse it. Opt-in: see docs/benchmarks.md for where it "
+            "measures faster", ("compile",)),
+    Setting("channels_last", "Channels Last", "Channels-last memory format for the UNet (slower on CPUs; opt-in "
+            "until measured faster on your GPU)", ("channels_last",)),
 )
 
 SCENE_BY_NAME = {setting.name: setting for setting in SCENE_SETTINGS}

@@ -1,13 +1,15 @@
-"""Small operators on the settings: random seed, and showing or loading a generated strip's parameters."""
+"""Small operators on the settings: random seed, speed presets, and showing or loading a strip's parameters."""
 
 import json
 import random
 
 import bpy
+from bpy.props import EnumProperty
 
+from ..backend.t2vz_backend import protocol
 from ..core import compat, contract, modes
 from ..core.errors import T2VZAddonError
-from ..core.settings_table import CONTROL_KINDS, SCENE_BY_NAME, SCENE_SETTINGS
+from ..core.settings_table import CONTROL_KINDS, SCENE_BY_NAME, SCENE_SETTINGS, setting_for_field
 from ..timeline import sequencer
 from ..ui import textlog
 from .boundary import error_boundary
@@ -66,6 +68,54 @@ def apply_request(settings, data: dict) -> list[str]:
     return skipped
 
 
+# Labels of the contract's speed presets (their values are protocol.PRESETS').
+PRESET_LABELS = {
+    "quality": ("Quality", "The mode's default sampler, steps and guidance; feature reuse and the few-step LoRA "
+                "off"),
+    "fast": ("Fast", "Feature reuse: the whole UNet on one step in three, about twice as fast at 50 steps, a "
+             "little less faithful"),
+    "draft": ("Draft", "Four TCD steps without guidance, with the Few-Step LoRA of the preferences: about a tenth "
+              "of the default job, for previews"),
+}
+PRESET_ITEMS = tuple((name, *PRESET_LABELS.get(name, (name.title(), ""))) for name in protocol.PRESETS)
+
+
+def apply_preset(settings, preset: str) -> list[str]:
+    """Set the settings each preset field maps to, for the mode shown; returns what could not be set."""
+    mode = modes.get(settings.mode)
+    skipped: list[str] = []
+    for field, value in protocol.preset_values(preset, mode.request).items():
+        name = setting_for_field(field, mode.key)
+        if name in SCENE_BY_NAME:
+            _set(settings, name, contract.from_request(SCENE_BY_NAME[name], (value,)), skipped)
+    settings.use_few_step_lora = preset == "draft"
+    return skipped
+
+
+class T2VZ_OT_speed_preset(bpy.types.Operator):
+    """Set the sampler, steps, guidance and feature reuse of the mode shown to a speed preset"""
+
+    bl_idname = "t2vz.speed_preset"
+    bl_label = "Speed Preset"
+    bl_options = {"REGISTER", "UNDO"}
+
+    preset: EnumProperty(name="Preset", items=PRESET_ITEMS)
+
+    @classmethod
+    def description(cls, context, properties):
+        return PRESET_LABELS.get(properties.preset, ("", ""))[1]
+
+    @error_boundary
+    def execute(self, context):
+        skipped = apply_preset(context.scene.t2vz, self.preset)
+        label = PRESET_LABELS.get(self.preset, (self.preset,))[0]
+        if skipped:
+            self.report({"WARNING"}, f"T2V-Zero: {label} preset set except: {'; '.join(skipped)}")
+        else:
+            self.report({"INFO"}, f"T2V-Zero: {label} preset")
+        return {"FINISHED"}
+
+
 class T2VZ_OT_random_seed(bpy.types.Operator):
     """Pick a new random seed"""
 
@@ -112,6 +162,6 @@ class T2VZ_OT_load_parameters(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (T2VZ_OT_random_seed, T2VZ_OT_show_parameters, T2VZ_OT_load_parameters)
+classes = (T2VZ_OT_random_seed, T2VZ_OT_speed_preset, T2VZ_OT_show_parameters, T2VZ_OT_load_parameters)
 
 register, unregister = bpy.utils.register_classes_factory(classes)

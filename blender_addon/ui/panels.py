@@ -13,6 +13,7 @@ from .. import preferences
 from ..core import compat, modes, request_builder, runner
 from ..core.errors import T2VZAddonError
 from ..core.settings_table import owner
+from ..operators.settings import PRESET_ITEMS
 from ..timeline import sequencer
 
 
@@ -108,6 +109,7 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
             prop(layout, settings, "control_scale", problems)
         prop(layout, settings, "chunk_size", problems)
         prop(layout, settings, "exact_anchor", problems)
+        self.draw_speed(layout, settings, problems)
         draw_problems(layout, [p for key, group in problems.items() if key.startswith("prefs.") or key == ""
                                for p in group])
         self.draw_source(layout, context, settings)
@@ -115,6 +117,17 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         row.scale_y = 1.5
         row.enabled = not running
         row.operator("t2vz.generate", icon="RENDER_ANIMATION")
+
+    @staticmethod
+    def draw_speed(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
+        """The speed presets, feature reuse and the few-step LoRA (README "Speed")."""
+        row = layout.row(align=True)
+        for name, label, _ in PRESET_ITEMS:
+            row.operator("t2vz.speed_preset", text=label).preset = name
+        prop(layout, settings, "cache_interval", problems)
+        if settings.cache_interval > 1:
+            prop(layout, settings, "cache_depth", problems)
+        prop(layout, settings, "use_few_step_lora", problems)
 
     @staticmethod
     def draw_size(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:

@@ -46,6 +46,9 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
     box.prop(prefs, "dtype")
     box.prop(prefs, "vae_batch")
     box.operator("t2vz.low_vram_preset", icon="PRESET")
+    box.prop(prefs, "compile")
+    box.prop(prefs, "channels_last")
+    box.prop(prefs, "few_step_lora")
 
     box = layout.box()
     box.label(text="Network and Output", icon="WORLD")
