@@ -51,8 +51,7 @@ from bench_report import (  # noqa: E402
     timed,
     without_json,
 )
-from bench_text2video import PROMPT, make_contenders  # noqa: E402
-from sd_components import ModelConfig, build_model  # noqa: E402
+from bench_text2video import PROMPT, make_contenders, setup  # noqa: E402
 
 from t2vz_backend.acceleration import compile as compile_module  # noqa: E402
 from t2vz_backend.pipelines.text_to_video import text_to_video  # noqa: E402
@@ -281,11 +280,7 @@ def report(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
-    cfg = ModelConfig.reduced(tuple(int(c) for c in args.channels.split(",")))
-    model = build_model(cfg, args.device, getattr(torch, args.dtype))
+    cfg, model = setup(args)
     if args.mem_child:  # internal: one memory run in this fresh process, reuse on
         job = request(args, frames=args.mem_child, steps=args.mem_steps, cache_interval=args.interval,
                       cache_depth=args.depth)

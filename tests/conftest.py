@@ -51,3 +51,17 @@ def tiny_controlnet(tiny_sd):
     from t2vz_backend.models.loading import default_controlnet_ref, load_controlnet
 
     return load_controlnet(default_controlnet_ref("canny", "tiny"), base=tiny_sd)
+
+
+@pytest.fixture(scope="module")
+def maps_dir(tmp_path_factory) -> str:
+    """Four 64x64 control maps (a white box moving down), for the tiny ControlNet."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("maps")
+    for k in range(4):
+        image = np.zeros((64, 64, 3), np.uint8)
+        image[8 + 6 * k:30 + 6 * k, 10:44] = 255
+        Image.fromarray(image).save(folder / f"map_{k:02d}.png")
+    return str(folder)

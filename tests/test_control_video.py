@@ -22,16 +22,6 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 @pytest.fixture(scope="module")
-def maps_dir(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("maps")
-    for k in range(4):
-        image = np.zeros((64, 64, 3), np.uint8)
-        image[8 + 6 * k:30 + 6 * k, 10:44] = 255
-        Image.fromarray(image).save(folder / f"map_{k:02d}.png")
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
 def request_(maps_dir) -> ControlVideoRequest:
     # exact_anchor: the layout whose frame 0 is bit-identical to diffusers' still (not the default)
     return ControlVideoRequest(output_dir="unused", prompt="a robot", negative_prompt="", steps=5, seed=7,

@@ -139,18 +139,6 @@ def test_reuse_steps_attend_to_the_anchor_of_the_same_step_in_the_branch_layers(
     assert branch == sorted(k for k in full if "down_blocks.0" in k or "up_blocks.1" in k) and len(branch) == 3
 
 
-@pytest.fixture(scope="module")
-def maps_dir(tmp_path_factory) -> str:
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("maps")
-    for k in range(4):
-        image = np.zeros((64, 64, 3), np.uint8)
-        image[8 + 6 * k:30 + 6 * k, 10:44] = 255
-        Image.fromarray(image).save(folder / f"map_{k:02d}.png")
-    return str(folder)
-
-
 def test_controlnet_skips_its_deep_part_on_reuse_steps_and_keeps_invariance(tiny_sd, tiny_controlnet, maps_dir):
     request = ControlVideoRequest(output_dir="unused", prompt="a robot", steps=6, seed=7, long_side=0,
                                   cache_interval=3, controls=(ControlSpec(kind="canny", path=maps_dir),))
