@@ -5,11 +5,15 @@ and are kept; (2) the remaining frames run in chunks of ``chunk_size`` against t
 moves every frame. All frames' latents stay in memory (4·h·w values each); only the UNet activations scale with
 the chunk. Two layouts of the first call:
 
+* ``exact_anchor=False`` (the default): the anchor plus the next ``chunk_size - 1`` frames, so a clip that fits in
+  one chunk takes one UNet call per step. Matrix kernels pick different blockings for different batch sizes, so
+  frame 0 matches the still up to float rounding (measured: 1e-6, at most one 8-bit level).
 * ``exact_anchor=True``: the anchor alone (G rows, the batch diffusers' still uses), then chunks of the other
   frames. Frame 0 is bit-identical to the still and never depends on chunking or the frames rendered.
-* ``exact_anchor=False``: the anchor plus the next ``chunk_size - 1`` frames, so a clip that fits in one chunk
-  takes one UNet call per step. The same math, but matrix kernels pick different blockings for different batch
-  sizes, so frame 0 then matches the still only up to float rounding (measured: 1e-6, at most one 8-bit level).
+
+Feature reuse (acceleration/feature_reuse.py) decides per step whether a call runs the whole UNet or its branch;
+with compiled models every chunk call is padded to one shape (``chunks(..., balanced=True)``). Progress is reported
+in steps of the schedule and frame-passes (sampling/context.py).
 
 Stepping all frames in one ``scheduler.step`` call keeps multistep schedulers (DPM-Solver, UniPC) consistent, and
 per-frame generators (a list, which diffusers' ``randn_tensor`` draws from row by row) make stochastic schedulers'
