@@ -32,3 +32,14 @@ def test_every_row_is_covered_once(count, size, exact):
     covered = [r for part in rows(chunks(count, size, exact)) for r in part]
     assert covered == list(range(count))
     assert all(len(part) <= size for part in rows(chunks(count, size, exact)))
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("count,size", [(1, 8), (6, 4), (10, 8), (17, 8), (24, 8), (5, 2)])
+def test_balanced_chunks_are_as_many_calls_of_equal_size(count, size, exact):
+    plain, balanced = chunks(count, size, exact), chunks(count, size, exact, balanced=True)
+    assert [r for part in rows(balanced) for r in part] == list(range(count))
+    assert len(balanced) == len(plain)
+    calls = rows(balanced)[1:] if exact else rows(balanced)
+    sizes = [len(part) for part in calls]
+    assert not sizes or (max(sizes) - min(sizes) <= 1 and max(sizes) <= size and sizes == sorted(sizes, reverse=True))
