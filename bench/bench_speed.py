@@ -189,6 +189,8 @@ def time_all(args, model) -> dict:
                       "best_cpu_s": best_cpu[name], "work": work(args, model, name, plans.get(name, {})),
                       "vs_base": best[name] / best[base] if base else None,
                       "vs_old": best[name] / best[old] if old else None,
+                      "cpu_vs_base": best_cpu[name] / best_cpu[base] if base else None,
+                      "cpu_vs_old": best_cpu[name] / best_cpu[old] if old else None,
                       "vs_default": best[name] / best[DEFAULT] if DEFAULT in best else None,
                       "cpu_vs_default": best_cpu[name] / best_cpu[DEFAULT] if DEFAULT in best else None,
                       "cuda_peak_mib": max(peaks[name]) if peaks[name] else None}
@@ -233,9 +235,10 @@ def targets(rows: dict, memory: list[dict]) -> dict:
         d = rows[DEFAULT]
         if d["vs_base"] is not None:
             out[f"{DEFAULT} / {next(n for n in rows if n.startswith('base'))}"] = target_row(
-                d["vs_base"], TARGETS["default_vs_base"])
+                d["vs_base"], TARGETS["default_vs_base"], d["cpu_vs_base"])
         if d["vs_old"] is not None:
-            out[f"{DEFAULT} / diffusers T2V-Zero"] = target_row(d["vs_old"], TARGETS["default_vs_old"])
+            out[f"{DEFAULT} / diffusers T2V-Zero"] = target_row(d["vs_old"], TARGETS["default_vs_old"],
+                                                                d["cpu_vs_old"])
         for name, key in ((REUSE, "reuse_vs_default"), (DRAFT, "draft_vs_default"),
                           (COMPILED, "compile_vs_default"), (COMPILED_REUSE, "reuse_vs_default")):
             if name in rows:
