@@ -1,4 +1,4 @@
-"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,worker,tiny,check}``.
+"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,worker,report,tiny,check}``.
 
 Job options are generated from the request dataclasses: ``--motion-x`` sets ``motion_x`` and its default is the
 dataclass default, so the CLI, the worker and the add-on can never disagree. A few fields have friendlier forms:
@@ -66,6 +66,16 @@ HELP = {
     "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
     "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
 }
+HELP.update({  # the consistency report (quality/) and its baseline
+    "report": "also write report.json/.png/.html next to the frames: warp error, flow-compensated PSNR/SSIM and "
+              "CLIP metrics of the result, with a contact sheet marking its worst frame pairs",
+    "report_clip": "CLIP model (hub id or folder) for the report's CLIP metrics; offline it must be on disk "
+                   "('' = not computed)",
+    "report_vectors": "folder of Blender Vector-pass EXRs (one per frame): exact motion for the report",
+    "report_compare": "another result's frame folder: the report measures it the same way and shows both",
+    "baseline": "render independent stills (cross-frame attention and motion off, the same seeds) to measure the "
+                "method against",
+})
 CHOICES = {name: values for name, values in FIELD_CHOICES.items() if name != "device"}  # device: also cuda:N
 SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path"}
 OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
@@ -93,10 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", default=None, help="allow a non-empty output folder")
     worker = sub.add_parser("worker", help="serve JSON-line commands on stdin, events on stdout (for the add-on)")
     worker.add_argument("--no-previews", action="store_true", help="do not send preview thumbnails")
+    _add_report_command(sub)
     sub.add_parser("tiny", help="build the tiny random smoke-test model and print its folder")
     check = sub.add_parser("check", help="print Python, torch, the device and its memory")
     check.add_argument("--device", default="auto", help="device to describe (default: auto)")
     return parser
+
+
+def _add_report_command(sub: Any) -> None:
+    """``report OUT_DIR``: the consistency report of any folder of frames (quality/command.py)."""
+    report = sub.add_parser("report", help="measure the temporal consistency of a folder of frames (ours or any)",
+                            description="Write report.json, report.png and report.html for the frames in FOLDER.")
+    report.add_argument("folder", metavar="OUT_DIR", help="the folder of frames to measure")
+    report.add_argument("--source", metavar="DIR", default="",
+                        help="the frames (folder or movie) the result was made from: the motion is measured there")
+    report.add_argument("--source-start", metavar="N", type=int, default=0, help="source frame of frame 0")
+    report.add_argument("--vectors", metavar="DIR", default="", help="Blender Vector-pass EXRs: exact motion")
+    report.add_argument("--compare", metavar="OTHER_DIR", default="", help="another result to show side by side")
+    report.add_argument("--clip-model", metavar="REF", default=None,
+                        help="CLIP model (hub id or folder) for the CLIP metrics (default: the job's, else none)")
+    report.add_argument("--prompt", default=None, help="the text for CLIP text alignment (default: the job's)")
+    report.add_argument("--offline", action="store_true", help="never touch the network (CLIP model from disk)")
+    report.add_argument("--device", default="cpu", help="device for the CLIP model (default: cpu)")
+    report.add_argument("--out", dest="report_dir", metavar="DIR", default="",
+                        help="write the report files here (default: OUT_DIR)")
 
 
 def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest]) -> None:
@@ -259,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             return worker_main(previews=not args.no_previews)
         if args.command == "check":
             return _check(args.device)
+        if args.command == "report":
+            from .quality.command import run_report_command
+
+            return run_report_command(args)
         if args.command == "tiny":
             from .models.tiny import LABEL, ensure_tiny_models
 

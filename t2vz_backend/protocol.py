@@ -6,7 +6,7 @@ imports neither bpy nor torch: the add-on ships it inside its zip and the worker
 JSON shapes::
 
     request  {"type": "text2video" | "controlnet" | "pix2pix", ...fields}
-    event    {"type": "progress" | "frame" | "preview" | "done" | "failed" | ..., ...fields}
+    event    {"type": "progress" | "frame" | "preview" | "report" | "done" | "failed" | ..., ...fields}
     command  {"op": "run", "id": "...", "job": <request>} | {"op": "cancel", "id": "..."} | {"op": "unload"}
              | {"op": "ping", "version": "..."} | {"op": "shutdown"}
 
@@ -103,6 +103,14 @@ class JobRequest:
     preview: str = ""  # "", "mp4" or "gif": also write preview.<ext> of the frames
     fps: float = 8.0  # frame rate of the preview
     vae_batch: int = 2  # frames decoded by the VAE at a time
+    # --- Temporal-consistency report (t2vz_backend/quality/) and its baseline ---
+    report: bool = False  # also write report.json/.png/.html: warp error, PSNR/SSIM, CLIP metrics of the result
+    report_clip: str = ""  # CLIP model (hub id or folder) for the report's CLIP metrics; "" = not computed
+    report_vectors: str = ""  # folder of Blender Vector-pass EXRs, one per frame: the report's exact motion
+    report_compare: str = ""  # another result's folder: the report measures it the same way and shows both
+    # independent stills: cross-frame attention, motion dynamics and background smoothing off, the same seeds,
+    # so a report of it against the normal job shows what the method adds (pipelines/baseline.py)
+    baseline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.TYPE, **encode(self)}
@@ -189,7 +197,7 @@ class Progress(Event):
 
     TYPE: ClassVar[str] = "progress"
 
-    stage: str = "denoise"  # "load", "prepare", "denoise", "decode"
+    stage: str = "denoise"  # "load", "prepare", "denoise", "decode", "report" (steps = frame pairs measured)
     step: int = 0
     total_steps: int = 0
     frames_done: int = 0
@@ -229,6 +237,31 @@ class Done(Event):
 
 
 @dataclass(frozen=True)
+class Report(Event):
+    """The job's consistency report is written (``report`` option): its files and headline figures.
+
+    Sent after the files are in the output folder and before ``Done``. Figures: warp error in 8-bit levels (lower
+    is steadier), PSNR in dB, SSIM 0-1, CLIP frame consistency 0-1 and text alignment (100 x cosine), -1 where not
+    computed; ``flow`` says where the motion came from: "vectors", "source" or "output".
+    """
+
+    TYPE: ClassVar[str] = "report"
+
+    path: str = ""  # report.json
+    image: str = ""  # report.png (contact sheet + warp error per pair)
+    page: str = ""  # report.html
+    flow: str = ""
+    warp_error: float = 0.0
+    warp_error_max: float = 0.0
+    worst_pair: int = 0  # global frame t of the worst pair t -> t+1
+    psnr: float = 0.0
+    ssim: float = 0.0
+    clip_consistency: float = -1.0
+    clip_text: float = -1.0
+    compared_warp_error: float = -1.0  # the compared result's (report_compare), -1 without one
+
+
+@dataclass(frozen=True)
 class Failed(Event):
     TYPE: ClassVar[str] = "failed"
 
@@ -265,7 +298,7 @@ class Log(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (Progress, FrameWritten, Preview, Done, Failed, Pong, Unloaded, Log)
+    cls.TYPE: cls for cls in (Progress, FrameWritten, Preview, Done, Failed, Pong, Unloaded, Log, Report)
 }
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -171,6 +171,28 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
     _choice(out, "preview", r.preview, PREVIEWS)
     if _in_limits(out, "fps", r.fps) and r.fps <= 0:
         out.append(Problem("fps", f"fps={r.fps} must be positive", "use e.g. 8 or 24"))
+    _report(r, out)
+
+
+def _report(r: JobRequest, out: list[Problem]) -> None:
+    """The consistency report's options (t2vz_backend/quality/): they need ``report``, and their paths must exist."""
+    for name in ("report_clip", "report_vectors", "report_compare"):
+        if getattr(r, name) and not r.report:
+            out.append(Problem(name, f"{name} is set but the report is off", "turn the report on (CLI: --report)"))
+    if r.report_vectors and not os.path.isdir(os.path.expanduser(r.report_vectors)):
+        out.append(Problem("report_vectors", f"motion-vector folder {r.report_vectors!r} does not exist",
+                           "give the folder of the Vector-pass EXRs, or leave it empty to estimate the motion"))
+    if r.report_compare:
+        compare = os.path.expanduser(r.report_compare)
+        if not os.path.isdir(compare):
+            out.append(Problem("report_compare", f"folder to compare with {r.report_compare!r} does not exist",
+                               "give the folder of another result's frames"))
+        elif r.output_dir and os.path.realpath(compare) == os.path.realpath(os.path.expanduser(r.output_dir)):
+            out.append(Problem("report_compare", "report_compare is the job's own output folder",
+                               "compare with another result's folder"))
+    if r.report_clip and _looks_like_path(r.report_clip) and not os.path.isdir(os.path.expanduser(r.report_clip)):
+        out.append(Problem("report_clip", f"CLIP model folder {r.report_clip!r} does not exist",
+                           "give a CLIP model folder or a hub id such as openai/clip-vit-base-patch32"))
 
 
 def _size(r: JobRequest, out: list[Problem]) -> None:

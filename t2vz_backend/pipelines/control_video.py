@@ -25,6 +25,7 @@ from ..sampling.sampler import ControlInput, NoisePredictor, denoise, passes_per
 from ..sampling.schedule import plan_schedule
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_frame_range, check_request, frame_range
+from .baseline import independent_stills
 from .dynamics import motion_latents
 
 
@@ -38,6 +39,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
 
     # 1. Check inputs; read every control's maps at the output size (before any model work).
     check_request(request)
+    request, state = independent_stills(request, state)  # baseline: each frame a still
     if len(controlnets) != len(request.controls):
         raise ValueError(f"{len(request.controls)} controls but {len(controlnets)} ControlNets")  # caller bug
     maps = load_control_maps(request)

@@ -28,6 +28,7 @@ from ..sampling.prompts import PromptTable
 from ..sampling.sampler import NoisePredictor, denoise, passes_per_step
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_frame_range, check_request, frame_range
+from .baseline import independent_stills
 
 
 @torch.no_grad()
@@ -37,6 +38,7 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
 
     # 1. Check inputs: the request, the model's 8 input channels, the frames (count, readable, one size).
     check_request(request)
+    request, state = independent_stills(request, state)  # baseline: each frame a still
     if model.unet.config.in_channels != 8:
         raise ModelLoadError(
             f"model {model.ref!r} has a UNet with {model.unet.config.in_channels} input channels, not 8",

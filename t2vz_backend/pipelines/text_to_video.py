@@ -22,6 +22,7 @@ from ..sampling.schedule import plan_schedule
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_request, frame_range
 from .background import load_masks, smooth_background
+from .baseline import independent_stills
 from .dynamics import motion_latents
 
 
@@ -34,6 +35,7 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
 
     # 1. Check inputs: everything is validated before the first UNet call.
     check_request(request)
+    request, state = independent_stills(request, state)  # baseline: each frame a still
     first, last = frame_range(request, request.frames)
     wanted = list(range(first, last + 1))
     frames = [0] + [k for k in wanted if k != 0]  # rows: the anchor, then the frames to render

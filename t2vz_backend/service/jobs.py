@@ -10,7 +10,9 @@ the same (same checks, same files, same events) whichever way it is started. Ste
 4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` (with an ETA from the measured step
    time), every frame is written as a PNG and announced with ``FrameWritten`` (and optionally a small ``Preview``);
    ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
-5. write the optional mp4/gif preview and the ``t2vz.json`` sidecar, move everything into ``output_dir``;
+5. write the optional mp4/gif preview, the consistency report when asked (``report``: report.json/.png/.html,
+   quality/, with ``Progress`` stage "report"), and the ``t2vz.json`` sidecar; move everything into ``output_dir``
+   (then a ``Report`` event);
 6. emit and return ``Done``.
 
 On any failure (cancel included) the partial folder is removed, ``Failed`` is emitted and the error is raised again:
@@ -43,6 +45,7 @@ from ..protocol import (
 )
 from ..sampling.context import JobContext
 from ..validation import check_request, frame_range
+from .consistency import measure_staged, report_event, report_record
 from .outputs import StagedOutput, check_output
 from .sidecar import SIDECAR_NAME, build_sidecar, write_sidecar
 
@@ -97,11 +100,19 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
             preview = staged.staged_path(f"preview.{request.preview}")
             write_preview([frames.paths[i] for i in indices], preview, request.fps)
         names = [os.path.basename(frames.paths[i]) for i in indices]
+        report = None
+        if request.report:
+            clock.enter("report")
+            report = measure_staged(request, staged.partial, names, indices[0], job_id, emit, should_cancel)
         timings = clock.finish()
-        write_sidecar(staged.staged_path(SIDECAR_NAME), build_sidecar(
-            request, job_id=job_id, frames=names, first_frame=indices[0], timings=timings,
-            device=_device_info(model, request)))
+        sidecar = build_sidecar(request, job_id=job_id, frames=names, first_frame=indices[0], timings=timings,
+                                device=_device_info(model, request))
+        if report is not None:
+            sidecar["report"] = report_record(report)
+        write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
         moved = staged.commit()
+        if report is not None:
+            emit(report_event(report, job_id, lambda path: moved.get(path, path)))
 
         # 6. Done.
         done = Done(job_id=job_id, output_dir=staged.root, frames=tuple(moved[frames.paths[i]] for i in indices),
