@@ -32,11 +32,8 @@ def sheet_positions(count: int, worst_pairs: Sequence[int], limit: int = SHEET_L
     if count <= limit:
         return list(range(count))
     chosen = {p for k in worst_pairs for p in (k, k + 1)}
-    spread = [round(i * (count - 1) / (limit - 1)) for i in range(limit)]
-    for position in spread:
-        if len(chosen) >= limit:
-            break
-        chosen.add(position)
+    need = max(limit - len(chosen), 2)
+    chosen |= {round(i * (count - 1) / (need - 1)) for i in range(need)}  # first and last frames included
     return sorted(chosen)
 
 
