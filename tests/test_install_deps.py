@@ -24,7 +24,7 @@ _spec.loader.exec_module(deps)
 
 BACKEND_PACKAGES = (
     "diffusers", "transformers", "accelerate", "safetensors", "peft", "controlnet-aux", "opencv-python-headless",
-    "pillow", "numpy", "av", "huggingface_hub",
+    "pillow", "numpy", "av", "huggingface_hub", "matplotlib", "openexr",
 )
 
 
