@@ -28,7 +28,7 @@ from .backend.t2vz_backend import protocol
 from .core import compat, modes, paths, request_builder, runner, session
 from .core.errors import T2VZAddonError
 from .scene_passes import job_inputs
-from .timeline import sequencer, sources
+from .timeline import sequencer, sources, strip_report
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class _Inputs:
     source: request_builder.SourceInput | None = None
     controls: tuple[protocol.ControlSpec, ...] = ()
     mask_dir: str = ""
+    report_vectors: str = ""  # the scene's Vector pass, for the consistency report
     writers: list[Callable[[], object]] = field(default_factory=list)
 
 
@@ -77,7 +78,8 @@ def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None =
     try:
         inputs = _plan_inputs(pass_scene, settings, view, job_dir, checked, frame_start)
         request = request_builder.build_request(settings, view, str(job_dir / "frames"), source=inputs.source,
-                                                controls=inputs.controls, mask_dir=inputs.mask_dir)
+                                                controls=inputs.controls, mask_dir=inputs.mask_dir,
+                                                report_vectors=inputs.report_vectors)
         request_builder.check(request, mode, staged=False)  # the inputs are planned, written below
         for write in inputs.writers:
             write()
@@ -96,7 +98,11 @@ def _plan_inputs(pass_scene: Any, settings: Any, view: request_builder.PrefsView
         return _Inputs(source=checked.input_at(input_dir), writers=[lambda: checked.stage(input_dir)])
     if settings.mode == modes.SCENE:
         controls, writers = job_inputs.scene_controls(pass_scene, settings, view, job_dir)
-        return _Inputs(controls=controls, writers=writers)
+        vectors = ""
+        if settings.report:
+            vectors, writer = job_inputs.vector_dir(pass_scene, settings, job_dir)
+            writers.append(writer)
+        return _Inputs(controls=controls, report_vectors=vectors, writers=writers)
     if settings.smooth_bg:
         frames = (frame_start, frame_start + request_builder.frame_count(settings) - 1)
         masks, writer = job_inputs.mask_dir(pass_scene, settings, frames, job_dir)
@@ -104,8 +110,10 @@ def _plan_inputs(pass_scene: Any, settings: Any, view: request_builder.PrefsView
     return _Inputs()
 
 
-def prepare_redo(scene: Any, strip: Any, prefs: Any, output_root: str = "") -> JobPlan:
-    """Run a generated strip's stored request again, into a new job folder, above that strip.
+def prepare_redo(scene: Any, strip: Any, prefs: Any, output_root: str = "", changes: dict[str, Any] | None = None
+                 ) -> JobPlan:
+    """Run a generated strip's stored request again (with ``changes``: the baseline's), into a new job folder,
+    above that strip.
 
     The output always goes to the new folder and ``overwrite`` is off, whatever the stored request says (strips
     made by older versions may carry it).
@@ -122,7 +130,7 @@ def prepare_redo(scene: Any, strip: Any, prefs: Any, output_root: str = "") -> J
     prompt = getattr(request, "prompt", "") or getattr(request, "instruction", "")
     job_dir = paths.new_job_dir(preferences.output_root(prefs, output_root), prompt, request.seed)
     request = dataclasses.replace(request, output_dir=str(job_dir / "frames"), overwrite=False,
-                                  offline=request.offline or preferences.effective_offline(prefs))
+                                  offline=request.offline or preferences.effective_offline(prefs), **(changes or {}))
     mode = modes.for_request_type(request.TYPE)
     try:
         request_builder.check(request, mode.key)  # the stored sources must still be there
@@ -162,8 +170,11 @@ def finish(job: runner.JobState) -> Any:
     if scene is None:
         raise T2VZAddonError(f"scene {plan.scene_name!r} is gone; the frames are in {plan.job_dir}",
                              "add them as an image strip by hand")
-    return sequencer.add_image_strip(scene, done_files(job.done), plan.strip_name, plan.frame_start,
-                                     plan.min_channel, plan.request_json, plan.job_dir)
+    strip = sequencer.add_image_strip(scene, done_files(job.done), plan.strip_name, plan.frame_start,
+                                      plan.min_channel, plan.request_json, plan.job_dir)
+    if job.report is not None:
+        strip_report.store(strip, job.report)
+    return strip
 
 
 def run_blocking(plan: JobPlan, log=print) -> Any:

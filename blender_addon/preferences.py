@@ -86,6 +86,7 @@ def prefs_view(prefs) -> request_builder.PrefsView:
                            for kind in settings_table.CONTROL_KINDS},
         device=prefs.device, dtype=prefs.dtype, vae_batch=prefs.vae_batch, offline=effective_offline(prefs),
         allow_pickle=prefs.allow_pickle,
+        report_clip=_model(prefs.report_clip) if prefs.report_clip.strip() else "",
     )
 
 

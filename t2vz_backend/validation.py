@@ -176,7 +176,7 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
 
 def _report(r: JobRequest, out: list[Problem]) -> None:
     """The consistency report's options (t2vz_backend/quality/): they need ``report``, and their paths must exist."""
-    for name in ("report_clip", "report_vectors", "report_compare"):
+    for name in ("report_vectors", "report_compare"):  # (a CLIP model preference may stay set: it waits unused)
         if getattr(r, name) and not r.report:
             out.append(Problem(name, f"{name} is set but the report is off", "turn the report on (CLI: --report)"))
     if r.report_vectors and not os.path.isdir(os.path.expanduser(r.report_vectors)):
@@ -190,7 +190,8 @@ def _report(r: JobRequest, out: list[Problem]) -> None:
         elif r.output_dir and os.path.realpath(compare) == os.path.realpath(os.path.expanduser(r.output_dir)):
             out.append(Problem("report_compare", "report_compare is the job's own output folder",
                                "compare with another result's folder"))
-    if r.report_clip and _looks_like_path(r.report_clip) and not os.path.isdir(os.path.expanduser(r.report_clip)):
+    clip = r.report_clip
+    if clip and model_refs.looks_like_path(clip) and not os.path.isdir(os.path.expanduser(clip)):
         out.append(Problem("report_clip", f"CLIP model folder {r.report_clip!r} does not exist",
                            "give a CLIP model folder or a hub id such as openai/clip-vit-base-patch32"))
 

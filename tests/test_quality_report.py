@@ -124,6 +124,7 @@ def test_report_options_are_validated(tmp_path):
                                                                      **changes))}
 
     assert "report_vectors" in fields(report_vectors=str(tmp_path))  # set without the report
+    assert "report_clip" not in fields(report_clip="org/clip-model")  # a preference that waits for the report
     assert "report_vectors" in fields(report=True, report_vectors=str(tmp_path / "missing"))
     assert "report_compare" in fields(report=True, report_compare=str(tmp_path / "o"))  # its own output
     assert "report_clip" in fields(report=True, report_clip="./no/such/clip")

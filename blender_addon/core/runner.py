@@ -43,6 +43,8 @@ class JobState:
     dead_since: float = 0.0  # when the client was first seen dead (its own worker_died event may still be queued)
     client: Any = None
     context: dict[str, Any] = field(default_factory=dict)  # caller data (where the strip goes), opaque here
+    preview: Any = None  # the latest Preview event: a thumbnail of the newest finished frame (ui/thumbnails.py)
+    report: Any = None  # the Report event of a job with the consistency report on
 
     @property
     def finished(self) -> bool:
@@ -102,6 +104,11 @@ class JobState:
             self.status = CANCELLED if event.kind == "cancelled" else FAILED
         elif isinstance(event, protocol.Log):
             self.message = event.message
+        elif isinstance(event, protocol.Preview):
+            if self.preview is None or event.index >= self.preview.index:
+                self.preview = event
+        elif isinstance(event, protocol.Report):
+            self.report = event
 
 
 _current: JobState | None = None

@@ -106,6 +106,9 @@ SCENE_SETTINGS: tuple[Setting, ...] = (
             ("smooth_bg_strength",), (TEXT2VIDEO,), ui={"subtype": "FACTOR"}),
     Setting("mask_collection", "Mask Objects", "Objects whose masks mark the foreground for background smoothing",
             modes=(TEXT2VIDEO,), kind="pointer", ui={"type": "Collection"}, cli=False),
+    Setting("report", "Consistency Report", "Also measure how steady the result is (warp error, PSNR/SSIM, CLIP "
+            "metrics) and show it in the strip's Consistency panel; scene-pass jobs render the Vector pass for "
+            "exact motion", ("report",)),
 )
 
 _MODEL_HELP = "A Hugging Face hub id, a diffusers folder or a single checkpoint file"
@@ -131,6 +134,9 @@ PREFERENCE_SETTINGS: tuple[Setting, ...] = (
     Setting("vae_batch", "VAE Batch", "Frames decoded at a time (lower: less memory)", ("vae_batch",)),
     Setting("offline", "Offline", "Use only models already on disk; also on whenever Blender's online access is off",
             ("offline",)),
+    Setting("report_clip", "CLIP Model", "CLIP model of the consistency report's CLIP metrics: a hub id (e.g. "
+            "openai/clip-vit-base-patch32) or a folder; offline it must be on disk. Empty: not computed",
+            ("report_clip",)),
     Setting("allow_pickle", "Allow Pickle Checkpoints", "Load .ckpt/.pt/.pth/.bin model files. They can run "
             "arbitrary code when loaded: only for files from a source you trust", ("allow_pickle",)),
 )

@@ -12,6 +12,7 @@ import bpy
 from .. import jobs, preferences
 from ..core import compat, runner
 from ..core.errors import T2VZAddonError
+from ..ui import thumbnails
 from .boundary import error_boundary
 
 TIMER_S = 0.2
@@ -70,6 +71,7 @@ class JobDriver:
         """One timer step: drain events, update the UI, and finish the job once it has ended."""
         job = self._job
         runner.pump(job)
+        thumbnails.update(job)  # the newest frame's thumbnail for the panel (here: main thread, between events)
         set_status(context, job.status_line())
         tag_redraw(context)
         if not job.finished:

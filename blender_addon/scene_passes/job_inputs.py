@@ -21,6 +21,7 @@ from ..core.request_builder import PrefsView, control_spec
 from .depth import render_depth_maps
 from .masks import render_object_masks
 from .pose_keypoints import export_pose_keypoints
+from .vectors import render_vector_pass
 
 
 def scene_range(scene: Any, settings: Any) -> tuple[int, int]:
@@ -110,3 +111,10 @@ def mask_dir(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path) 
                              "Background off", setting="mask_collection")
     out_dir = str(job_dir / "masks")
     return out_dir, functools.partial(render_object_masks, scene, objects, frames[0], frames[1], out_dir)
+
+
+def vector_dir(scene: Any, settings: Any, job_dir: Path) -> tuple[str, Writer]:
+    """Where the scene's Vector pass goes (the consistency report's exact motion), and the writer that renders it."""
+    first, last = scene_range(scene, settings)
+    out_dir = str(job_dir / "controls" / "vectors")
+    return out_dir, functools.partial(render_vector_pass, scene, first, last, out_dir)

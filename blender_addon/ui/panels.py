@@ -14,6 +14,7 @@ from ..core import compat, modes, request_builder, runner
 from ..core.errors import T2VZAddonError
 from ..core.settings_table import owner
 from ..timeline import sequencer
+from . import thumbnails
 
 
 def _problems(context: Any) -> dict[str, list[Any]]:
@@ -50,11 +51,15 @@ def draw_job(layout: Any) -> bool:
         return False
     box = layout.box()
     if not job.finished:
+        split = box.split(factor=0.7) if thumbnails.live_icon(job) else box
+        column = split.column()
         text = f"{job.stage} {job.step}/{job.total_steps}" if job.total_steps else job.message or job.stage
-        compat.draw_progress(box, job.fraction, text)
-        row = box.row()
+        compat.draw_progress(column, job.fraction, text)
+        row = column.row()
         row.label(text=job.eta_text() or "estimating…", icon="TIME")
         row.operator("t2vz.cancel", icon="CANCEL")
+        if split is not box:  # the newest finished frame, next to the progress bar
+            split.template_icon(icon_value=thumbnails.live_icon(job), scale=3.0)
         return True
     if job.status == runner.DONE:
         box.label(text=f"Done: {len(job.done.frames)} frames", icon="CHECKMARK")
@@ -106,6 +111,7 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
             prop(layout, settings, "control_scale", problems)
         prop(layout, settings, "chunk_size", problems)
         prop(layout, settings, "exact_anchor", problems)
+        prop(layout, settings, "report", problems)
         draw_problems(layout, [p for key, group in problems.items() if key.startswith("prefs.") or key == ""
                                for p in group])
         self.draw_source(layout, context, settings)

@@ -36,7 +36,7 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
     box = layout.box()
     box.label(text="Models", icon="FILE_3D")
     for name in ("base_model", "model_config", *(f"controlnet_{kind}" for kind in settings_table.CONTROL_KINDS),
-                 "pix2pix_model", "allow_pickle"):
+                 "pix2pix_model", "report_clip", "allow_pickle"):
         box.prop(prefs, name)
     box.prop(prefs, "hf_home")
 

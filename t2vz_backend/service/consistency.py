@@ -3,6 +3,7 @@
 ``run_job`` calls ``measure_staged`` once every frame is written, before anything moves into the output folder, so
 the report files (quality/consistency.py) commit together with the frames, and a cancel during the measurement
 (checked after every pair) leaves nothing behind. The ``Report`` event follows the commit, with the final paths.
+Only the protocol is imported at the top: the add-on reads report files through ``headline``.
 """
 
 from __future__ import annotations
@@ -42,18 +43,22 @@ def report_record(files: Any) -> dict[str, Any]:
 
 
 def report_event(files: Any, job_id: str, final: Callable[[str], str]) -> Report:
-    """The ``Report`` event; ``final`` maps a staged path to where the commit moved it."""
-    summary = files.summary
-    pairs = files.document["pairs"]
-    worst = max(pairs, key=lambda p: p["warp_error"])["frames"][0]
-    compare = files.document.get("compare")
+    """The ``Report`` event of a job's report; ``final`` maps a staged path to where the commit moved it."""
+    return headline(files.document, path=final(files.json), image=final(files.png), page=final(files.html),
+                    job_id=job_id)
+
+
+def headline(document: dict[str, Any], *, path: str, image: str, page: str, job_id: str = "") -> Report:
+    """A report document's headline as a ``Report`` event (also how the add-on reads a report.json it finds)."""
+    summary = document["summary"]
+    worst = max(document["pairs"], key=lambda p: p["warp_error"])["frames"][0]
+    compare = document.get("compare")
 
     def figure(value: float | None) -> float:
         return -1.0 if value is None else float(value)
 
-    return Report(job_id=job_id, path=final(files.json), image=final(files.png), page=final(files.html),
-                  flow=files.document["flow"]["kind"], warp_error=summary["warp_error"],
-                  warp_error_max=summary["warp_error_max"], worst_pair=worst, psnr=summary["psnr"],
-                  ssim=summary["ssim"], clip_consistency=figure(summary["clip_consistency"]),
+    return Report(job_id=job_id, path=path, image=image, page=page, flow=document["flow"]["kind"],
+                  warp_error=summary["warp_error"], warp_error_max=summary["warp_error_max"], worst_pair=worst,
+                  psnr=summary["psnr"], ssim=summary["ssim"], clip_consistency=figure(summary["clip_consistency"]),
                   clip_text=figure(summary["clip_text"]),
                   compared_warp_error=figure(compare["summary"]["warp_error"] if compare else None))
