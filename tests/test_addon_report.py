@@ -112,11 +112,17 @@ def test_a_report_made_later_in_the_frames_folder_is_found(scene, reporting_clie
     assert found is not None and Path(found["image"]).name == "report.png"
 
 
+@pytest.fixture
+def clip_preference(addon):  # noqa: F811
+    prefs().report_clip_model = "some-org/some-clip"
+    yield
+    prefs().report_clip_model = ""
+
+
 def test_the_baseline_renders_the_strips_job_as_stills_and_compares(scene, reporting_client,  # noqa: F811
-                                                                      monkeypatch):
+                                                                      clip_preference):
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (strip,) = generated_strips(scene)
-    monkeypatch.setattr(prefs(), "report_clip_model", "some-org/some-clip")
     assert bpy.ops.t2vz.baseline(strip=strip.name) == {"FINISHED"}
     original, request = reporting_client.requests
     assert request.baseline and request.report and request.report_clip == "some-org/some-clip"
