@@ -215,3 +215,15 @@ def test_cancelling_during_the_report_leaves_nothing(tmp_path, texture_engine):
         run_job(tiny_job(tmp_path / "o", frames=4), cache=texture_engine, emit=events.append,
                 should_cancel=lambda: any(isinstance(e, Progress) and e.stage == "report" and e.step for e in events))
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_every_job_command_takes_the_report_options(tmp_path):
+    from t2vz_backend.cli import build_parser, request_from_args
+
+    args = build_parser().parse_args(["controlnet", "--out", str(tmp_path / "o"), "--control", f"canny={tmp_path}",
+                                      "--report", "--report-clip", "org/clip", "--report-compare", str(tmp_path),
+                                      "--baseline"])
+    request = request_from_args(args)
+    assert (request.report, request.report_clip, request.report_compare, request.baseline) == (
+        True, "org/clip", str(tmp_path), True)
+    assert not request_from_args(build_parser().parse_args(["text2video", "--out", "o"])).report
