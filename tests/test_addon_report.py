@@ -78,7 +78,11 @@ def test_the_runner_keeps_the_newest_thumbnail_and_the_panel_loads_it(scene, rep
     thumbnails.update(job)
     assert thumbnails.frame_of_live() == 2
     thumbnails.update(job)  # the same frame again: nothing to reload
-    assert isinstance(thumbnails.live_icon(job), int)
+    assert isinstance(thumbnails.live_icon(job), int)  # (0 in background mode, where previews are not drawn)
+    job.preview = submodule("backend.t2vz_backend.protocol").Preview(job_id=job.job_id, index=3, width=8, height=8,
+                                                                     png_base64=png_base64(8, 8))
+    thumbnails.update(job)  # a newer frame replaces the thumbnail in place
+    assert thumbnails.frame_of_live() == 3
 
 
 def test_a_job_with_the_report_keeps_it_on_the_strip(scene, reporting_client):  # noqa: F811
