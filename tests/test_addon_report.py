@@ -118,9 +118,9 @@ def test_a_report_made_later_in_the_frames_folder_is_found(scene, reporting_clie
 
 @pytest.fixture
 def clip_preference(addon):  # noqa: F811
-    prefs().report_clip_model = "some-org/some-clip"
+    prefs().report_clip = "some-org/some-clip"
     yield
-    prefs().report_clip_model = ""
+    prefs().report_clip = ""
 
 
 def test_the_baseline_renders_the_strips_job_as_stills_and_compares(scene, reporting_client,  # noqa: F811
