@@ -171,6 +171,28 @@ class EditVideoRequest(JobRequest):
     long_side: int = 512  # input resized so its long side is this (multiples of 8, aspect kept); 0 = native size
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# Farm (issue 15): how one job is split across a Ray cluster. Bounds in validation.LIMITS ("farm.<field>").
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FarmSpec:
+    """Render one job as contiguous frame ranges on a Ray cluster (``python -m t2vz_backend farm``, a job file's
+    ``"farm"`` entry, or a worker ``run`` command's ``"farm"``). Frames equal the single-machine run's."""
+
+    address: str = ""  # Ray cluster: "" = Ray's default (RAY_ADDRESS, else a new local instance), "auto", HOST:PORT
+    ranges: int = 0  # split into this many contiguous ranges; 0 = one per worker (unless range_frames is set)
+    range_frames: int = 0  # or: ranges of this many frames each (the last may be shorter); 0 = use ``ranges``
+    workers: int = 0  # actors to start; 0 = one per GPU of the cluster, or one per cpus_per_worker CPUs without GPUs
+    gpus_per_worker: float = 1.0  # GPUs each actor reserves (0.5 = two actors share a GPU); 0 = CPU workers
+    cpus_per_worker: int = 1  # CPU workers: cores reserved, and torch threads of any worker that renders on a CPU
+    retries: int = 3  # how often a range may be retried (on any worker) after a worker or node is lost
+    shared_storage: bool = False  # output_dir is the same path on every worker: workers write frames in place
+    token_file: str = ""  # the cluster's Ray auth token file (RAY_AUTH_TOKEN_PATH); "" = Ray's (~/.ray/auth_token)
+    resume: bool = False  # continue an unfinished farm job in output_dir: render only its missing frames
+
+
 REQUEST_TYPES: dict[str, type[JobRequest]] = {
     cls.TYPE: cls for cls in (TextToVideoRequest, ControlVideoRequest, EditVideoRequest)
 }
@@ -311,9 +333,13 @@ class RunJob:
     OP: ClassVar[str] = "run"
     id: str
     job: AnyRequest
+    farm: FarmSpec | None = None  # render on a Ray cluster instead of in the worker (service/farm.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"op": self.OP, "id": self.id, "job": self.job.to_dict()}
+        data = {"op": self.OP, "id": self.id, "job": self.job.to_dict()}
+        if self.farm is not None:
+            data["farm"] = encode(self.farm)
+        return data
 
 
 @dataclass(frozen=True)
@@ -375,6 +401,15 @@ def request_from_dict(data: Any) -> AnyRequest:
     return decode(cls, {k: v for k, v in data.items() if k != "type"}, "")
 
 
+def farm_from_dict(data: Any) -> FarmSpec | None:
+    """A ``FarmSpec`` from parsed JSON (``None`` stays None: no farm), strictly, errors naming ``farm.<field>``."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("'farm' must be a JSON object", field="farm", hint='e.g. {"ranges": 4}')
+    return decode(FarmSpec, data, "farm.")
+
+
 def event_from_dict(data: Any) -> Event:
     if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
         raise InvalidRequestError(f"not an event: {data!r:.80}", field="type")
@@ -388,14 +423,15 @@ def command_from_dict(data: Any) -> Command:
     op = data.get("op")
     rest = {k: v for k, v in data.items() if k != "op"}
     if op == "run":
-        unknown = set(rest) - {"id", "job"}
+        unknown = set(rest) - {"id", "job", "farm"}
         if unknown:
             name = sorted(unknown)[0]
-            raise InvalidRequestError(f"unknown field {name!r} in a run command", field=name, hint="use id and job")
+            raise InvalidRequestError(f"unknown field {name!r} in a run command", field=name,
+                                      hint="use id, job and (optionally) farm")
         job_id = rest.get("id", "")
         if not isinstance(job_id, str):
             raise InvalidRequestError("field 'id' must be a string", field="id")
-        return RunJob(id=job_id, job=request_from_dict(rest.get("job")))
+        return RunJob(id=job_id, job=request_from_dict(rest.get("job")), farm=farm_from_dict(rest.get("farm")))
     cls = {"cancel": Cancel, "unload": Unload, "ping": Ping, "shutdown": Shutdown}.get(op)
     if cls is None:
         raise InvalidRequestError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import model_refs
 from .errors import InvalidRequestError
-from .protocol import ControlVideoRequest, EditVideoRequest, JobRequest, TextToVideoRequest
+from .protocol import ControlVideoRequest, EditVideoRequest, FarmSpec, JobRequest, TextToVideoRequest
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "dpm++", "dpm++sde", "unipc", "euler", "euler_a", "lms", "tcd", "lcm")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -69,6 +69,13 @@ LIMITS: dict[str, Limit] = {
     "controls.start_frame": Limit(0, math.inf, typical="use 0 or more"),
     "controls.fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
     "loras.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
+    # Farm options (protocol.FarmSpec, issue 15): checked by validate_farm.
+    "farm.ranges": Limit(0, 100_000, soft_max=64, typical="0 = one range per worker"),
+    "farm.range_frames": Limit(0, 1_000_000, soft_max=240, typical="0 = split by --ranges"),
+    "farm.workers": Limit(0, 10_000, soft_max=64, typical="0 = one per GPU (or per CPU worker)"),
+    "farm.gpus_per_worker": Limit(0.0, 64.0, soft_max=8.0, typical="1 is typical; 0 = CPU workers"),
+    "farm.cpus_per_worker": Limit(1, 1024, soft_max=64, typical="1 is typical for GPU workers"),
+    "farm.retries": Limit(0, 100, soft_max=10, typical="3 is the default"),
 }
 
 
@@ -333,3 +340,20 @@ def _model_ref(out: list[Problem], name: str, ref: str, what: str) -> None:
     elif ref != model_refs.TINY and not model_refs.is_hub_id(ref):
         out.append(Problem(name, f"{what} {ref!r} is neither a path nor a hub id",
                            "give 'tiny', a hub id like org/name, a folder or a checkpoint file"))
+
+
+# Farm options (issue 15) ---------------------------------------------------------------------------------------------
+
+
+def validate_farm(spec: FarmSpec) -> list[Problem]:
+    """Every problem of a farm spec (``farm.<field>``), checked before Ray is even imported."""
+    out: list[Problem] = []
+    for name in ("ranges", "range_frames", "workers", "gpus_per_worker", "cpus_per_worker", "retries"):
+        _in_limits(out, f"farm.{name}", getattr(spec, name))
+    if spec.ranges and spec.range_frames:
+        out.append(Problem("farm.range_frames", "both ranges and range_frames are set",
+                           "give one of them (--ranges N or --range-frames F)"))
+    if spec.token_file and not os.path.isfile(os.path.expanduser(spec.token_file)):
+        out.append(Problem("farm.token_file", f"Ray token file {spec.token_file!r} does not exist",
+                           "give the file holding the cluster's token (see docs/farm.md)"))
+    return out
