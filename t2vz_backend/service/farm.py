@@ -27,7 +27,7 @@ from ..errors import FarmError, InvalidRequestError, JobCancelled, T2VZError
 from ..protocol import AnyRequest, Done, EditVideoRequest, Event, Failed, FarmSpec, FrameWritten, Progress
 from ..validation import check_request, validate_farm
 from .farm_output import FarmOutput
-from .farm_plan import FrameRange, missing_runs, resume_point, split_frames
+from .farm_plan import FrameRange, Grid, grid_for, pending_parts, resume_point, split_frames
 from .farm_progress import FarmProgress
 
 Observer = Callable[..., None]  # observer(kind, **details): "start", "frame", "fault" (tests inject faults here)
@@ -73,12 +73,13 @@ def run_farm(request: AnyRequest, spec: FarmSpec, *, emit: Callable[[Event], Non
         owned = farm_ray.connect(ray, spec)
         pool = farm_ray.worker_pool(ray, spec)
         emit(Progress(job_id=job_id, stage="load", message=f"farm: {pool.describe}"))
-        done = set(output.paths)
-        ranges = [part for r in split_frames(span.first, span.last, ranges=spec.ranges,
-                                             range_frames=spec.range_frames, workers=len(pool.workers))
-                  for part in missing_runs(r, done)]
+        done, grid = set(output.paths), grid_for(request, span.first)
+        planned = split_frames(span.first, span.last, ranges=spec.ranges, range_frames=spec.range_frames,
+                               workers=len(pool.workers), grid=grid)
         progress = FarmProgress(total=len(span), done=len(done))
-        _Scheduler(ray, pool, output, progress, request, spec, emit, job_id, should_cancel, observer).run(ranges)
+        scheduler = _Scheduler(ray, pool, output, progress, request, spec, emit, job_id, should_cancel, observer,
+                               grid)
+        scheduler.run([(part, r) for r in planned for part in pending_parts(r, done, grid)])
         return _finish(request, output, emit, job_id, started, pool.describe)
     except BaseException as exc:
         if output is not None:
@@ -139,7 +140,7 @@ class _Scheduler:
 
     def __init__(self, ray: Any, pool: Any, output: FarmOutput, progress: FarmProgress, request: AnyRequest,
                  spec: FarmSpec, emit: Callable[[Event], None], job_id: str, should_cancel: Callable[[], bool],
-                 observer: Observer | None) -> None:
+                 observer: Observer | None, grid: Grid) -> None:
         from .farm_inputs import ship_inputs
 
         self.ray, self.pool, self.output, self.progress = ray, pool, output, progress
@@ -148,6 +149,7 @@ class _Scheduler:
         self.job = request.to_dict()
         self.inputs = None if spec.shared_storage else ship_inputs(ray, request)
         self.write_dir = output.folder if spec.shared_storage else ""
+        self.grid = grid
         self.failures: dict[FrameRange, int] = {}  # by the range as first planned
         self.streams: dict[Any, tuple[Any, FrameRange, FrameRange]] = {}  # generator -> (worker, part, planned)
         self.pings: dict[Any, Any] = {}  # ready() ref -> worker
@@ -155,8 +157,8 @@ class _Scheduler:
             if not worker.ready and not worker.lost:
                 self._ping(worker)
 
-    def run(self, ranges: list[FrameRange]) -> None:
-        pending = [(part, part) for part in ranges]  # (what to render, the range it belongs to)
+    def run(self, pending: list[tuple[FrameRange, FrameRange]]) -> None:
+        """Render every (part, the planned range it belongs to) of ``pending``."""
         idle = [w for w in self.pool.workers if w.ready and not w.lost]
         waiting_since = time.monotonic()
         while pending or self.streams:
@@ -207,7 +209,7 @@ class _Scheduler:
             item = self.ray.get(next(stream))
         except StopIteration:
             del self.streams[stream]
-            left = resume_point(part, set(self.output.paths))
+            left = resume_point(part, set(self.output.paths), self.grid)
             if left is not None:  # a worker that ends its stream early is treated like a lost one
                 return self._fault(worker, part, planned, RuntimeError("the range ended early"), left), None
             self.progress.worker(worker.name).state = "idle"
@@ -219,7 +221,7 @@ class _Scheduler:
             del self.streams[stream]
             if not is_worker_fault(self.ray, exc):
                 raise
-            left = resume_point(part, set(self.output.paths))
+            left = resume_point(part, set(self.output.paths), self.grid)
             if left is None:
                 self._lost(worker)
                 return None, None
@@ -254,7 +256,7 @@ class _Scheduler:
     def _fault(self, worker: Any, part: FrameRange, planned: FrameRange, exc: BaseException, left: FrameRange
                ) -> tuple[FrameRange, FrameRange]:
         count = self.failures[planned] = self.failures.get(planned, 0) + 1
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        reason = _fault_text(exc)
         self.observer("fault", worker=worker.name, span=part, attempt=count, reason=reason)
         self.emit(Progress(job_id=self.job_id, stage="farm", frames_done=self.progress.done,
                            total_frames=self.progress.total, step=self.progress.done, total_steps=self.progress.total,
@@ -262,7 +264,8 @@ class _Scheduler:
                                    f"retrying from frame {left.first} ({count}/{self.spec.retries})"))
         if count > self.spec.retries:
             self._cancel_streams()
-            raise FarmError(f"frames {planned.label} failed {count} times; last: {reason}", keep_output=True,
+            raise FarmError(f"frames {planned.label} failed {count} time(s), more than --retries {self.spec.retries} "
+                            f"allows (last: {reason})", keep_output=True,
                             hint=f"{len(self.output.paths)} of {self.progress.total} frames are kept: fix the "
                                  "cluster and run the same job with --resume (or allow more --retries)")
         self._lost(worker)
@@ -306,6 +309,16 @@ class _Scheduler:
 
     def _progress(self) -> None:
         self.emit(self.progress.event(self.job_id))
+
+
+def _fault_text(exc: BaseException) -> str:
+    """What happened to a worker, in words (Ray's own messages are long and about RPCs)."""
+    name = type(exc).__name__
+    if "Node" in name:
+        return "its node was lost"
+    if "Actor" in name or "Worker" in name:
+        return f"the worker process died ({name})"
+    return f"{name}: {str(exc).splitlines()[0][:160]}" if str(exc) else name
 
 
 def _labels(parts: Any) -> str:
