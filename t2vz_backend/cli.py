@@ -1,4 +1,4 @@
-"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,worker,report,tiny,check}``.
+"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,farm,worker,report,tiny,check}``.
 
 Job options are generated from the request dataclasses: ``--motion-x`` sets ``motion_x`` and its default is the
 dataclass default, so the CLI, the worker and the add-on can never disagree. A few fields have friendlier forms:
@@ -32,6 +32,7 @@ from .protocol import (
     EditVideoRequest,
     Event,
     Failed,
+    FarmSpec,
     FrameWritten,
     JobRequest,
     LoraSpec,
@@ -101,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="path of the job file")
     run.add_argument("--out", dest="output_dir", default=None, help="write to this folder instead of the file's")
     run.add_argument("--overwrite", action="store_true", default=None, help="allow a non-empty output folder")
+    from .farm_cli import add_farm_command  # issue 15: the farm command (options from protocol.FarmSpec)
+
+    add_farm_command(sub)
     worker = sub.add_parser("worker", help="serve JSON-line commands on stdin, events on stdout (for the add-on)")
     worker.add_argument("--no-previews", action="store_true", help="do not send preview thumbnails")
     _add_report_command(sub)
@@ -230,7 +234,10 @@ def _control(text: str) -> ControlSpec:
     return ControlSpec(kind=kind, path=path, scale=scale)
 
 
-def _load_job_file(args: argparse.Namespace) -> JobRequest:
+def _load_job_file(args: argparse.Namespace) -> tuple[JobRequest, FarmSpec | None]:
+    """The job file's request (with --out/--overwrite applied) and its farm entry (None: not a farm job)."""
+    from .farm_cli import split_farm_entry
+
     try:
         with open(args.job, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -238,11 +245,12 @@ def _load_job_file(args: argparse.Namespace) -> JobRequest:
         raise InvalidRequestError(f"cannot read job file {args.job}: {exc.strerror}", hint="check the path") from None
     except ValueError as exc:
         raise InvalidRequestError(f"job file {args.job} is not JSON: {exc}", hint="fix the file") from None
+    data, farm = split_farm_entry(data)  # issue 15: a "farm" object beside or inside the request
     if isinstance(data, dict) and "request" in data and "type" not in data:
         data = data["request"]  # a t2vz.json sidecar: redo its job
     request = request_from_dict(data)
     changes = {k: v for k, v in (("output_dir", args.output_dir), ("overwrite", args.overwrite)) if v is not None}
-    return dataclasses.replace(request, **changes)
+    return dataclasses.replace(request, **changes), farm
 
 
 def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> int:
@@ -301,13 +309,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"  ({LABEL})")
             return 0
         os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # before torch is imported
-        request = _load_job_file(args) if args.command == "run" else request_from_args(args)
+        farm = None
+        if args.command in ("run", "farm"):
+            request, farm = _load_job_file(args)
+        else:
+            request = request_from_args(args)
+        if args.command == "farm" or farm is not None:
+            from .farm_cli import farm_from_args, run_farm_request
+
+            return run_farm_request(request, farm_from_args(args, farm))
         return run_request(request)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except T2VZError as exc:
         where = _option_for(exc.field) if args.command in MODES else exc.field
+        if exc.field.startswith("farm."):  # issue 15: farm options are --ranges, --retries, ...
+            where = "--" + exc.field[len("farm."):].replace("_", "-")
         print(f"error: {where + ': ' if where else ''}{exc}", file=sys.stderr)
         return 2
     except Exception:
