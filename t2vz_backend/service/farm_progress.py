@@ -47,9 +47,9 @@ class FarmProgress:
 
     def frame_done(self, worker: str = "") -> None:
         """One more frame is on disk (call once per frame)."""
-        if self._first_at is None:
-            self._first_at, self._done_at_first = self._clock(), self.done
         self.done += 1
+        if self._first_at is None:  # the rate is measured from the first frame on
+            self._first_at, self._done_at_first = self._clock(), self.done
         if worker:
             self.worker(worker).frames += 1
 

@@ -1,0 +1,188 @@
+"""The farm without a cluster: range planning on the batching grid, staged output and resume, progress, the
+authentication guard, the contract, the command line and a range rendered by the worker body (tiny model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from t2vz_backend import cli
+from t2vz_backend.errors import DependencyError, FarmError, OutputError
+from t2vz_backend.protocol import FarmSpec, RunJob, TextToVideoRequest, dumps, loads_command
+from t2vz_backend.service import farm_ray
+from t2vz_backend.service.farm_output import MANIFEST, FarmOutput, find_unfinished
+from t2vz_backend.service.farm_plan import FrameRange, Grid, grid_for, pending_parts, resume_point, split_frames
+from t2vz_backend.service.farm_progress import FarmProgress
+from t2vz_backend.validation import validate_farm
+
+R = FrameRange
+
+
+def t2v(out, **changes) -> TextToVideoRequest:
+    fields = {"prompt": "a fox", "model": "tiny", "frames": 6, "width": 32, "height": 32, "steps": 2, "device": "cpu"}
+    return TextToVideoRequest(output_dir=str(out), **{**fields, **changes})
+
+
+# -- planning ---------------------------------------------------------------------------------------------------
+
+
+def test_ranges_start_on_the_batching_grid():
+    grid = grid_for(t2v("o", chunk_size=4, vae_batch=2), 0)
+    assert grid == Grid(origin=1, unit=4)
+    assert split_frames(0, 16, ranges=3, grid=grid) == [R(0, 4), R(5, 12), R(13, 16)]
+    assert split_frames(0, 4, ranges=5, grid=Grid(1, 2)) == [R(0, 0), R(1, 2), R(3, 4)]  # never more than cells
+    assert split_frames(0, 20, range_frames=5, grid=Grid(1, 2)) == [R(0, 4), R(5, 10), R(11, 16), R(17, 20)]
+    # A sub-range job starts its grid at its own first frame, as its single run batches from there.
+    assert grid_for(t2v("o", chunk_size=4, vae_batch=2), 5) == Grid(origin=5, unit=4)
+    assert split_frames(5, 20, ranges=2, grid=Grid(5, 4)) == [R(5, 12), R(13, 20)]
+
+
+def test_every_split_covers_each_frame_once():
+    for count in range(1, 30):
+        for parts in range(1, 8):
+            ranges = split_frames(0, count - 1, ranges=parts, grid=Grid(1, 3))
+            frames = [i for r in ranges for i in r]
+            assert frames == list(range(count))
+            assert all(r.first == 0 or (r.first - 1) % 3 == 0 for r in ranges)
+
+
+def test_a_retry_resumes_at_the_grid_cell_of_the_first_missing_frame():
+    assert resume_point(R(0, 8), {0, 1, 2}, Grid(1, 2)) == R(3, 8)
+    assert resume_point(R(0, 8), {0, 1}, Grid(1, 2)) == R(1, 8)  # frame 2 shares a batch with frame 1
+    assert resume_point(R(3, 4), {3, 4}, Grid(1, 2)) is None
+    assert pending_parts(R(0, 10), {0, 1, 2, 5, 6, 7}, Grid(1, 2)) == [R(3, 4), R(7, 10)]
+
+
+# -- progress ---------------------------------------------------------------------------------------------------
+
+
+def test_progress_counts_frames_once_and_estimates_from_the_farm_rate():
+    now = [100.0]
+    progress = FarmProgress(total=10, done=2, clock=lambda: now[0])
+    assert progress.eta() == -1.0
+    progress.frame_done("w0")
+    now[0] += 4.0
+    progress.frame_done("w1")
+    progress.frame_done("w0")
+    assert progress.done == 5 and progress.eta() == pytest.approx(4.0 / 2 * 5)
+    event = progress.event("j")
+    assert (event.stage, event.frames_done, event.total_frames) == ("farm", 5, 10)
+    assert progress.workers["w0"].frames == 2
+
+
+# -- output: staging, unfinished, resume -------------------------------------------------------------------------
+
+
+def test_unfinished_staging_is_kept_refused_without_resume_and_adopted_with_it(tmp_path):
+    request = t2v(tmp_path / "out")
+    output = FarmOutput.start(request, R(0, 5), "farm-a", resume=False)
+    assert output.write(0, b"zero") and output.write(3, b"three")
+    assert output.write(3, b"again") is None  # each frame once
+    output.mark_unfinished("frames 0-2 failed")
+    assert os.listdir(tmp_path / "out") == [os.path.basename(output.folder)]  # nothing final, nothing mixed
+    (job,) = find_unfinished(str(tmp_path / "out"))
+    assert (job.done, job.reason) == (2, "frames 0-2 failed")
+    with pytest.raises(OutputError, match="unfinished farm job.*--resume"):
+        FarmOutput.start(request, R(0, 5), "farm-b", resume=False)
+    with pytest.raises(OutputError, match="other settings.*seed"):
+        FarmOutput.start(dataclasses.replace(request, seed=9), R(0, 5), "farm-b", resume=True)
+    adopted = FarmOutput.start(dataclasses.replace(request, preview="gif"), R(0, 5), "farm-b", resume=True)
+    assert adopted.folder == output.folder and adopted.missing() == {1, 2, 4, 5}
+    assert json.loads(Path(adopted.folder, MANIFEST).read_text())["state"] == "running"
+
+
+def test_resume_without_an_unfinished_job_is_refused(tmp_path):
+    with pytest.raises(OutputError, match="no unfinished farm job"):
+        FarmOutput.start(t2v(tmp_path / "empty"), R(0, 5), "farm-a", resume=True)
+
+
+def test_a_worker_that_claims_a_frame_it_did_not_write_is_an_output_error(tmp_path):
+    output = FarmOutput.start(t2v(tmp_path / "out"), R(0, 5), "farm-a", resume=False)
+    with pytest.raises(OutputError, match="same path on every worker"):
+        output.write(1, None)
+    output.discard()
+    assert not (tmp_path / "out").exists()
+
+
+# -- security, contract, CLI -------------------------------------------------------------------------------------
+
+
+def test_disabled_ray_auth_is_refused_outside_a_private_namespace(monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setattr(farm_ray, "loopback_only", lambda: False)
+    with pytest.raises(FarmError, match="RAY_AUTH_MODE=disabled"):
+        farm_ray.configure_auth(FarmSpec())
+    monkeypatch.setattr(farm_ray, "loopback_only", lambda: True)
+    farm_ray.configure_auth(FarmSpec())  # the tests' namespace: nobody else can reach it
+
+
+def test_token_auth_is_switched_on_and_given_the_token_file(monkeypatch, tmp_path):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    token = tmp_path / "token"
+    token.write_text("secret")
+    farm_ray.configure_auth(FarmSpec(token_file=str(token)))
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    assert os.environ["RAY_AUTH_TOKEN_PATH"] == str(token)
+
+
+def test_farm_spec_travels_in_run_commands_and_is_validated():
+    command = RunJob(id="j", job=t2v("out"), farm=FarmSpec(ranges=3, address="auto"))
+    assert loads_command(dumps(command)) == command
+    assert loads_command(dumps(RunJob(id="j", job=t2v("out")))).farm is None
+    problems = validate_farm(FarmSpec(ranges=2, range_frames=8, retries=-1, token_file="/nope"))
+    assert {p.field for p in problems} == {"farm.range_frames", "farm.retries", "farm.token_file"}
+
+
+def test_without_ray_farm_says_how_to_install_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(DependencyError, match="Ray") as info:
+        farm_ray.import_ray()
+    assert "install_deps.py --farm" in info.value.hint
+    job = tmp_path / "job.json"
+    job.write_text(dumps(t2v(tmp_path / "out")))
+    assert cli.main(["farm", str(job), "--ranges", "2"]) == 2
+    assert "install_deps.py --farm" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_farm_options_name_the_option(tmp_path, capsys):
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"request": t2v(tmp_path / "out").to_dict(), "farm": {"ranges": 2}}))
+    assert cli.main(["farm", str(job), "--range-frames", "4"]) == 2  # the file's ranges and the option's both set
+    assert "--range-frames" in capsys.readouterr().err
+    assert cli.main(["run", str(job), "--retries", "1"]) == 2  # run takes no farm options...
+    data = {**t2v(tmp_path / "out").to_dict(), "farm": {"workers": -1}}
+    job.write_text(json.dumps(data))
+    assert cli.main(["run", str(job)]) == 2  # ...but a job file's "farm" entry makes it a farm job
+    assert "--workers" in capsys.readouterr().err
+
+
+# -- the worker body, without Ray --------------------------------------------------------------------------------
+
+
+def test_a_range_streams_the_png_bytes_a_single_run_writes(tiny_paths, tmp_path):
+    import torch
+
+    from t2vz_backend.models.loading import ModelCache
+    from t2vz_backend.service.farm_range import RangeRenderer
+    from t2vz_backend.service.jobs import run_job
+
+    torch.set_num_threads(1)
+    request = t2v(tmp_path / "single", frames=4, chunk_size=2)
+    cache = ModelCache()
+    single = run_job(request, cache=cache, emit=lambda _e: None)
+    renderer = RangeRenderer(threads=1, cache=cache)
+    items = list(renderer.render(request.to_dict(), 3, 3))
+    assert [i["kind"] for i in items][:2] == ["start", "load"] and items[-1]["kind"] == "frame"
+    assert items[-1]["index"] == 3 and items[-1]["png"] == Path(single.frames[3]).read_bytes()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (item,) = [i for i in renderer.render(request.to_dict(), 3, 3, str(shared)) if i["kind"] == "frame"]
+    assert item["png"] is None and (shared / "frame_000003.png").read_bytes() == Path(single.frames[3]).read_bytes()
+    failed = list(renderer.render(dataclasses.replace(request, model="/no/such/model").to_dict(), 1, 2))
+    assert failed[-1]["kind"] == "failed" and "does not exist" in failed[-1]["message"]
