@@ -172,9 +172,7 @@ def main(result_path: str, work: str) -> int:
         exhausted = farm(dataclasses.replace(t2v, output_dir=str(out)), dataclasses.replace(spec, ranges=2,
                                                                                             retries=0), observe)
         exhausted["left"] = sorted(os.listdir(out))
-        partials = [p for p in out.iterdir() if p.name.startswith(".partial-")]
-        exhausted["manifest"] = json.loads((partials[0] / ".farm.json").read_text()) if partials else None
-        exhausted["staged"] = sorted(p.name for p in partials[0].iterdir()) if partials else []
+        exhausted["mark"] = json.loads((out / "t2vz-unfinished.json").read_text())
         results["exhausted"] = exhausted
         again = farm(dataclasses.replace(t2v, output_dir=str(out)), spec)
         results["rerun_without_resume"] = again

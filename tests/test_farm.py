@@ -15,7 +15,7 @@ from t2vz_backend import cli
 from t2vz_backend.errors import DependencyError, FarmError, OutputError
 from t2vz_backend.protocol import FarmSpec, RunJob, TextToVideoRequest, dumps, loads_command
 from t2vz_backend.service import farm_ray
-from t2vz_backend.service.farm_output import MANIFEST, FarmOutput, find_unfinished
+from t2vz_backend.service.farm_output import UNFINISHED_NAME, FarmOutput, read_unfinished
 from t2vz_backend.service.farm_plan import FrameRange, Grid, grid_for, pending_parts, resume_point, split_frames
 from t2vz_backend.service.farm_progress import FarmProgress
 from t2vz_backend.validation import validate_farm
@@ -78,27 +78,45 @@ def test_progress_counts_frames_once_and_estimates_from_the_farm_rate():
 # -- output: staging, unfinished, resume -------------------------------------------------------------------------
 
 
-def test_unfinished_staging_is_kept_refused_without_resume_and_adopted_with_it(tmp_path):
-    request = t2v(tmp_path / "out")
+def sidecar_for(request, output):
+    from t2vz_backend.service.sidecar import build_sidecar
+
+    names = [os.path.basename(output.paths[i]) for i in sorted(output.paths)]
+    return build_sidecar(request, job_id="j", frames=names, first_frame=min(output.paths), timings={}, device={})
+
+
+def test_an_unfinished_job_is_committed_marked_refused_without_resume_and_resumed(tmp_path):
+    out = tmp_path / "out"
+    request = t2v(out)
     output = FarmOutput.start(request, R(0, 5), "farm-a", resume=False)
     assert output.write(0, b"zero") and output.write(3, b"three")
     assert output.write(3, b"again") is None  # each frame once
-    output.mark_unfinished("frames 0-2 failed")
-    assert os.listdir(tmp_path / "out") == [os.path.basename(output.folder)]  # nothing final, nothing mixed
-    (job,) = find_unfinished(str(tmp_path / "out"))
-    assert (job.done, job.reason) == (2, "frames 0-2 failed")
-    with pytest.raises(OutputError, match="unfinished farm job.*--resume"):
+    assert output.keep_unfinished(sidecar_for(request, output), "frames 0-2 failed", "resume it")
+    assert sorted(os.listdir(out)) == ["frame_000000.png", "frame_000003.png", UNFINISHED_NAME, "t2vz.json"]
+    mark = read_unfinished(str(out))
+    assert (mark["done"], mark["total"], mark["missing"]) == (2, 6, [1, 2, 4, 5])
+    with pytest.raises(OutputError, match="unfinished farm job.*frames 0-2 failed") as info:
         FarmOutput.start(request, R(0, 5), "farm-b", resume=False)
+    assert "--resume" in info.value.hint
     with pytest.raises(OutputError, match="other settings.*seed"):
         FarmOutput.start(dataclasses.replace(request, seed=9), R(0, 5), "farm-b", resume=True)
-    adopted = FarmOutput.start(dataclasses.replace(request, preview="gif"), R(0, 5), "farm-b", resume=True)
-    assert adopted.folder == output.folder and adopted.missing() == {1, 2, 4, 5}
-    assert json.loads(Path(adopted.folder, MANIFEST).read_text())["state"] == "running"
+    resumed = FarmOutput.start(dataclasses.replace(request, preview="gif"), R(0, 5), "farm-b", resume=True)
+    assert resumed.missing() == {1, 2, 4, 5} and resumed.write(0, b"zero") is None
+    for i in (1, 2, 4, 5):
+        resumed.write(i, b"x")
+    resumed.commit(sidecar_for(request, resumed))
+    assert UNFINISHED_NAME not in os.listdir(out) and len([n for n in os.listdir(out) if n.endswith(".png")]) == 6
+    with pytest.raises(OutputError, match="already complete"):
+        FarmOutput.start(request, R(0, 5), "farm-c", resume=True)
 
 
-def test_resume_without_an_unfinished_job_is_refused(tmp_path):
-    with pytest.raises(OutputError, match="no unfinished farm job"):
+def test_resume_without_a_job_is_refused_and_a_failure_before_any_frame_leaves_nothing(tmp_path):
+    with pytest.raises(OutputError, match="no farm job"):
         FarmOutput.start(t2v(tmp_path / "empty"), R(0, 5), "farm-a", resume=True)
+    request = t2v(tmp_path / "out")
+    output = FarmOutput.start(request, R(0, 5), "farm-a", resume=False)
+    assert not output.keep_unfinished({}, "no worker", "")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_worker_that_claims_a_frame_it_did_not_write_is_an_output_error(tmp_path):

@@ -90,9 +90,9 @@ def test_exhausted_retries_fail_naming_the_range_and_keep_the_frames_unfinished(
     assert run["error"]["kind"] == "farm" and run["error"]["keep"]
     assert "frames 0-2 failed" in run["error"]["message"]
     assert run["digests"] == {}
-    assert len(run["left"]) == 1 and run["left"][0].startswith(".partial-")  # nothing final, nothing mixed
-    assert run["manifest"]["state"] == "unfinished"
-    assert [n for n in run["staged"] if n.endswith(".png")] == [f"frame_00000{i}.png" for i in (0, 3, 4, 5)]
+    # The frames that arrived are kept, with a sidecar listing exactly them, and the folder is marked unfinished.
+    assert run["left"] == [f"frame_00000{i}.png" for i in (0, 3, 4, 5)] + ["t2vz-unfinished.json", "t2vz.json"]
+    assert run["mark"]["missing"] == [1, 2] and "frames 0-2" in run["mark"]["reason"]
     rerun = scenarios["rerun_without_resume"]
     assert rerun["error"]["kind"] == "output" and "unfinished farm job" in rerun["error"]["message"]
     resumed = scenarios["resumed"]

@@ -84,7 +84,7 @@ def run_farm(request: AnyRequest, spec: FarmSpec, *, emit: Callable[[Event], Non
     except BaseException as exc:
         if output is not None:
             if isinstance(exc, FarmError) and exc.keep_output:
-                output.mark_unfinished(exc.message)
+                _keep_unfinished(request, output, job_id, started, exc)
             else:
                 output.discard()
         if isinstance(exc, (JobCancelled, KeyboardInterrupt)) and ray is not None and not owned:
@@ -109,30 +109,37 @@ def run_farm(request: AnyRequest, spec: FarmSpec, *, emit: Callable[[Event], Non
             disconnect(ray)
 
 
+def _sidecar(request: AnyRequest, output: FarmOutput, job_id: str, started: float, workers: str) -> dict[str, Any]:
+    from .sidecar import build_sidecar
+
+    indices = sorted(output.paths)
+    return build_sidecar(request, job_id=job_id, frames=[os.path.basename(output.paths[i]) for i in indices],
+                         first_frame=indices[0], timings={"total": round(time.perf_counter() - started, 4)},
+                         device={"farm": workers})
+
+
 def _finish(request: AnyRequest, output: FarmOutput, emit: Callable[[Event], None], job_id: str, started: float,
             workers: str) -> Done:
     """Preview, sidecar, commit: the same end as every job (service/jobs.py)."""
-    from .sidecar import SIDECAR_NAME, build_sidecar, write_sidecar
-
     missing = output.missing()
-    if missing:  # a bug in the scheduler if reached: never commit a partial job
+    if missing:  # a bug in the scheduler if reached: never commit a partial job as complete
         raise FarmError(f"frames {sorted(missing)[:8]} are missing", keep_output=True,
                         hint="run the job again with --resume")
-    indices = sorted(output.paths)
-    if request.preview:
-        from ..media.writer import write_preview
-
-        write_preview([output.paths[i] for i in indices], output.staged.staged_path(f"preview.{request.preview}"),
-                      request.fps)
-    timings = {"total": round(time.perf_counter() - started, 4)}
-    write_sidecar(output.staged.staged_path(SIDECAR_NAME), build_sidecar(
-        request, job_id=job_id, frames=[os.path.basename(output.paths[i]) for i in indices], first_frame=indices[0],
-        timings=timings, device={"farm": workers}))
-    moved = output.staged.commit()
-    done = Done(job_id=job_id, output_dir=output.staged.root, frames=tuple(moved[output.paths[i]] for i in indices),
-                first_frame=indices[0], timings=timings)
+    sidecar = _sidecar(request, output, job_id, started, workers)
+    paths = output.commit(sidecar, f"preview.{request.preview}" if request.preview else "")
+    indices = sorted(paths)
+    done = Done(job_id=job_id, output_dir=output.staged.root, frames=tuple(paths[i] for i in indices),
+                first_frame=indices[0], timings=sidecar["timings"])
     emit(done)
     return done
+
+
+def _keep_unfinished(request: AnyRequest, output: FarmOutput, job_id: str, started: float, exc: FarmError) -> None:
+    """Commit what arrived, marked unfinished, and tell the user how to finish it."""
+    command = f"python -m t2vz_backend farm JOB.json --out {output.staged.root} --resume"
+    if output.keep_unfinished(_sidecar(request, output, job_id, started, "unfinished"), exc.message, command):
+        exc.hint = (f"{len(output.paths)} of {len(output.frames)} frames are kept in {output.staged.root} (marked "
+                    f"unfinished): fix the cluster and run the same job with --resume (or allow more --retries)")
 
 
 class _Scheduler:
@@ -265,9 +272,7 @@ class _Scheduler:
         if count > self.spec.retries:
             self._cancel_streams()
             raise FarmError(f"frames {planned.label} failed {count} time(s), more than --retries {self.spec.retries} "
-                            f"allows (last: {reason})", keep_output=True,
-                            hint=f"{len(self.output.paths)} of {self.progress.total} frames are kept: fix the "
-                                 "cluster and run the same job with --resume (or allow more --retries)")
+                            f"allows (last: {reason})", keep_output=True, hint="no frame was kept")
         self._lost(worker)
         return left, planned
 

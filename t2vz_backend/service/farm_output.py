@@ -1,28 +1,33 @@
-"""The output folder of a farm job: the same staged-output rules as every job, plus "unfinished" and resume.
+"""The output folder of a farm job: the staged-output rules of every job, plus "unfinished" and resume.
 
-Frames arrive from many workers, in any order, each at most once per attempt. They are written (by the driver, or
-by the workers themselves with shared storage) into the job's staging folder inside ``output_dir``, each frame
-atomically (temporary file + rename), and moved into ``output_dir`` only when every frame is there
-(``outputs.StagedOutput``). A farm job that fails after its retries keeps its staging folder, marked unfinished by
-the manifest ``.farm.json`` in it, so ``--resume`` can render only the missing frames; the final folder never holds
-a mix of two jobs. A cancelled farm job is discarded like any job.
+Frames arrive from many workers, in any order. They are written (by the driver, or by the workers themselves with
+shared storage) into the job's own staging folder inside ``output_dir`` (``outputs.StagedOutput``), each one
+atomically (temporary file + rename), and move into ``output_dir`` in one commit together with the sidecar.
+
+- **Complete:** the preview and the sidecar (listing every frame) are written, everything is committed, and an
+  earlier unfinished mark is removed.
+- **Retries exhausted:** the frames that did arrive are committed with a sidecar that lists exactly them, and the
+  mark ``t2vz-unfinished.json`` (why it stopped, which frames are missing, how to resume) is written beside them:
+  the folder holds one job's frames, visibly unfinished, never a mix of two jobs.
+- **Cancelled, or failed before any frame:** the staging folder is discarded like any job's.
+
+``resume`` continues such a job: the frames its sidecar lists (and that exist) count as done, only the missing ones
+are rendered, and the commit completes the folder. It is refused for another job's folder (other settings).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OutputError
 from ..protocol import AnyRequest, request_from_dict
 from .farm_plan import FrameRange
-from .outputs import PARTIAL_PREFIX, StagedOutput, check_output, resolve
+from .outputs import StagedOutput, check_output, resolve
 from .sidecar import SIDECAR_NAME, read_sidecar, write_sidecar
 
-MANIFEST = ".farm.json"  # a dot name: StagedOutput.commit never moves it into the output folder
+UNFINISHED_NAME = "t2vz-unfinished.json"
 # Fields that only shape the preview or where the files go: a job that differs only in these makes the same frames.
 _NOT_FRAMES = ("output_dir", "overwrite", "preview", "fps")
 
@@ -41,59 +46,41 @@ def differences(a: AnyRequest, b: AnyRequest) -> list[str]:
     return sorted(name for name in set(ka) | set(kb) if ka.get(name) != kb.get(name))
 
 
-@dataclass(frozen=True)
-class Unfinished:
-    """An unfinished farm job found in an output folder."""
-
-    partial: str
-    request: AnyRequest
-    frames: FrameRange
-    reason: str
-    done: int  # frames already in its staging folder
-
-
-def find_unfinished(output_dir: str) -> list[Unfinished]:
-    """Every farm staging folder with a readable manifest in ``output_dir`` (unreadable ones are skipped)."""
-    root = resolve(output_dir)
-    found = []
+def read_unfinished(output_dir: str) -> dict[str, Any] | None:
+    """The unfinished mark of ``output_dir`` (None when there is none or it cannot be read)."""
     try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return []
+        data = read_sidecar(os.path.join(resolve(output_dir), UNFINISHED_NAME))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def committed_frames(output_dir: str, request: AnyRequest) -> tuple[AnyRequest | None, dict[int, str]]:
+    """(the request of the job in ``output_dir``, {index: path} of the frames its sidecar lists and that exist)."""
+    root = resolve(output_dir)
+    try:
+        sidecar = read_sidecar(os.path.join(root, SIDECAR_NAME))
+        done = request_from_dict(sidecar["request"])
+        names = [str(n) for n in sidecar.get("frames", [])]
+    except Exception:  # noqa: BLE001 - no readable sidecar: no job of ours
+        return None, {}
+    frames = {}
     for name in names:
-        partial = os.path.join(root, name)
-        if not name.startswith(PARTIAL_PREFIX) or not os.path.isfile(os.path.join(partial, MANIFEST)):
-            continue
-        try:
-            with open(os.path.join(partial, MANIFEST), encoding="utf-8") as handle:
-                data = json.load(handle)
-            request = request_from_dict(data["request"])
-            frames = FrameRange(*data["frames"])
-        except (OSError, ValueError, KeyError, TypeError, Exception):  # noqa: BLE001 - any damage: not resumable
-            continue
-        found.append(Unfinished(partial, request, frames, str(data.get("reason", "")), len(frame_files(partial))))
-    return found
-
-
-def frame_files(folder: str) -> dict[int, str]:
-    """{global index: path} of the complete frame files in ``folder`` (``frame_000042.png``)."""
-    from ..media.writer import FRAME_PREFIX
-
-    out = {}
-    for name in os.listdir(folder):
-        stem, ext = os.path.splitext(name)
-        if name.startswith(FRAME_PREFIX) and ext == ".png" and stem[len(FRAME_PREFIX):].isdigit():
-            out[int(stem[len(FRAME_PREFIX):])] = os.path.join(folder, name)
-    return out
+        index = _frame_index(name)
+        path = os.path.join(root, os.path.basename(name))
+        if index is not None and os.path.isfile(path):
+            frames[index] = path
+    return done, frames
 
 
 class FarmOutput:
-    """The staging folder of one farm job; ``done`` holds the frames already in it."""
+    """The staging folder of one farm job; ``paths`` holds every frame that exists so far (committed or staged)."""
 
     def __init__(self, staged: StagedOutput, request: AnyRequest, frames: FrameRange, job_id: str,
                  done: dict[int, str] | None = None) -> None:
         self.staged, self.request, self.frames, self.job_id = staged, request, frames, job_id
         self.paths: dict[int, str] = dict(done or {})
+        self.earlier = set(self.paths)  # committed by an earlier run (resume)
 
     @property
     def folder(self) -> str:
@@ -101,48 +88,25 @@ class FarmOutput:
 
     @classmethod
     def start(cls, request: AnyRequest, frames: FrameRange, job_id: str, *, resume: bool) -> FarmOutput:
-        """Stage a fresh job, or (``resume``) adopt the unfinished staging folder of the same job."""
-        unfinished = find_unfinished(request.output_dir) if os.path.isdir(resolve(request.output_dir)) else []
+        """Stage a fresh job, or (``resume``) the missing frames of the unfinished job in ``output_dir``."""
+        done: dict[int, str] = {}
         if resume:
-            return cls._adopt(request, frames, job_id, unfinished)
-        try:
-            check_output(request)
-        except OutputError as exc:
-            if unfinished and not request.overwrite:
-                job = unfinished[0]
-                raise OutputError(
-                    f"output folder {resolve(request.output_dir)} holds an unfinished farm job ({job.done} of "
-                    f"{len(job.frames)} frames; {job.reason or 'it was interrupted'})", field="output_dir",
-                    hint="add --resume to render only its missing frames, or --overwrite to start it again") from exc
-            raise
+            done = _resumable(request, frames)
+        else:
+            try:
+                check_output(request)
+            except OutputError as exc:
+                mark = read_unfinished(request.output_dir) if not request.overwrite else None
+                if mark is not None:
+                    raise OutputError(
+                        f"output folder {resolve(request.output_dir)} holds an unfinished farm job "
+                        f"({mark.get('done', '?')} of {mark.get('total', '?')} frames: {mark.get('reason', '')})",
+                        field="output_dir", hint="add --resume to render only its missing frames, or --overwrite "
+                                                 "to render it all again") from exc
+                raise
         staged = StagedOutput(request.output_dir, job_id)
         staged.open()
-        out = cls(staged, request, frames, job_id)
-        out._write_manifest("running", "")
-        return out
-
-    @classmethod
-    def _adopt(cls, request: AnyRequest, frames: FrameRange, job_id: str, unfinished: list[Unfinished]
-               ) -> FarmOutput:
-        root = resolve(request.output_dir)
-        same = [job for job in unfinished if not differences(job.request, request) and job.frames == frames]
-        if not same:
-            if unfinished:
-                diff = differences(unfinished[0].request, request) or ["frame range"]
-                raise OutputError(f"the unfinished farm job in {root} was made with other settings "
-                                  f"({', '.join(diff)} differ)", field="output_dir",
-                                  hint="resume it with its own settings, or use --overwrite to start again")
-            if _finished_same_job(root, request, frames):
-                raise OutputError(f"the farm job in {root} is already complete", field="output_dir",
-                                  hint="nothing to resume; use --overwrite to render it again")
-            raise OutputError(f"there is no unfinished farm job in {root} to resume", field="output_dir",
-                              hint="run it without --resume")
-        job = same[0]
-        staged = StagedOutput(root, job_id)
-        staged.partial = job.partial  # adopt its folder: frames already there count as done
-        out = cls(staged, request, frames, job_id, frame_files(job.partial))
-        out._write_manifest("running", "")
-        return out
+        return cls(staged, request, frames, job_id, done)
 
     def missing(self) -> set[int]:
         return {i for i in self.frames if i not in self.paths}
@@ -162,27 +126,67 @@ class FarmOutput:
         self.paths[index] = path
         return path
 
-    def mark_unfinished(self, reason: str) -> None:
-        """Keep the staging folder for ``--resume`` and say why it stopped."""
-        self._write_manifest("unfinished", reason)
+    def commit(self, sidecar: dict[str, Any], preview: str = "") -> dict[int, str]:
+        """Write the sidecar (and ``preview``, a file name), commit; {index: final path} of every frame."""
+        from ..media.writer import write_preview
+
+        if preview:
+            indices = sorted(self.paths)
+            write_preview([self.paths[i] for i in indices], self.staged.staged_path(preview), self.request.fps)
+        write_sidecar(self.staged.staged_path(SIDECAR_NAME), sidecar)
+        moved = self.staged.commit()
+        self.paths = {i: moved.get(p, p) for i, p in self.paths.items()}
+        if not self.missing():
+            _remove(os.path.join(self.staged.root, UNFINISHED_NAME))
+        return self.paths
+
+    def keep_unfinished(self, sidecar: dict[str, Any], reason: str, resume_hint: str) -> bool:
+        """Commit the frames that arrived and mark the folder unfinished; False (and discarded) when none did."""
+        if not set(self.paths) - self.earlier:
+            self.discard()
+            return False
+        self.commit(sidecar)
+        missing = sorted(self.missing())
+        write_sidecar(os.path.join(self.staged.root, UNFINISHED_NAME), {
+            "reason": reason, "job_id": self.job_id, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "done": len(self.paths), "total": len(self.frames), "missing": missing, "resume": resume_hint})
+        return True
 
     def discard(self) -> None:
         self.staged.discard()
 
-    def _write_manifest(self, state: str, reason: str) -> None:
-        write_sidecar(os.path.join(self.folder, MANIFEST), {
-            "state": state, "reason": reason, "job_id": self.job_id, "updated": time.time(),
-            "frames": [self.frames.first, self.frames.last], "request": self.request.to_dict()})
+
+def _resumable(request: AnyRequest, frames: FrameRange) -> dict[int, str]:
+    """The frames already done of the unfinished job in ``request.output_dir``; refuse anything else."""
+    root = resolve(request.output_dir)
+    earlier, done = committed_frames(root, request)
+    mark = read_unfinished(root)
+    if earlier is None:
+        raise OutputError(f"there is no farm job in {root} to resume", field="output_dir",
+                          hint="run it without --resume")
+    diff = differences(earlier, request)
+    if diff:
+        raise OutputError(f"the job in {root} was made with other settings ({', '.join(diff)} differ)",
+                          field="output_dir", hint="resume it with its own settings, or use --overwrite")
+    if all(i in done for i in frames) and mark is None:
+        raise OutputError(f"the farm job in {root} is already complete", field="output_dir",
+                          hint="nothing to resume; use --overwrite to render it again")
+    return {i: p for i, p in done.items() if i in frames}
 
 
-def _finished_same_job(root: str, request: AnyRequest, frames: FrameRange) -> bool:
+def _frame_index(name: str) -> int | None:
+    from ..media.writer import FRAME_PREFIX
+
+    stem, ext = os.path.splitext(os.path.basename(name))
+    digits = stem[len(FRAME_PREFIX):]
+    return int(digits) if stem.startswith(FRAME_PREFIX) and ext == ".png" and digits.isdigit() else None
+
+
+def _remove(path: str) -> None:
     try:
-        sidecar = read_sidecar(os.path.join(root, SIDECAR_NAME))
-        done = request_from_dict(sidecar["request"])
-    except Exception:  # noqa: BLE001 - no readable sidecar: not a finished job of ours
-        return False
-    present = frame_files(root)
-    return not differences(done, request) and all(i in present for i in frames)
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def frame_path(folder: str, index: int) -> str:
