@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class JobPlan:
     min_channel: int  # the strip goes on the first free channel from here
     strip_name: str
     config: session.ClientConfig
+    farm: Any = None  # a protocol.FarmSpec: render on a Ray cluster (issue 15)
 
     @property
     def request_json(self) -> str:
@@ -58,8 +60,15 @@ class _Inputs:
 
 
 def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None = None, output_root: str = "",
-            pass_scene: Any = None) -> JobPlan:
-    """Everything up to the submission; ``strips`` defaults to the selected strips of ``scene``."""
+            pass_scene: Any = None, farm: Any = None, render_range: tuple[int, int] | None = None,
+            frames_dir: str = "") -> JobPlan:
+    """Everything up to the submission; ``strips`` defaults to the selected strips of ``scene``.
+
+    Farms (issue 15): ``farm`` (a ``FarmSpec``) sends the job to a Ray cluster. ``render_range`` (timeline frames
+    A, B inside the job) renders only those frames of the job, exactly as the full job makes them, and
+    ``frames_dir`` writes them into that shared folder (several machines render ranges into it at once; each stages
+    privately and commits its frames atomically), as a Flamenco task does.
+    """
     view = preferences.prefs_view(prefs)
     config = preferences.client_config(prefs)  # fails here, with install instructions, when there is no backend
     mode = settings.mode
@@ -80,6 +89,7 @@ def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None =
         request = request_builder.build_request(settings, view, str(job_dir / "frames"), source=inputs.source,
                                                 controls=inputs.controls, mask_dir=inputs.mask_dir,
                                                 report_vectors=inputs.report_vectors)
+        request, frame_start = _sub_range(request, frame_start, render_range, frames_dir)  # issue 15: farm ranges
         request_builder.check(request, mode, staged=False)  # the inputs are planned, written below
         for write in inputs.writers:
             write()
@@ -88,7 +98,24 @@ def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None =
         shutil.rmtree(job_dir, ignore_errors=True)  # a folder made a moment ago by this function
         raise
     return JobPlan(request, str(job_dir), scene.name, frame_start, min_channel,
-                   paths.strip_name(settings.prompt, settings.seed), config)
+                   paths.strip_name(settings.prompt, settings.seed), config, farm)
+
+
+def _sub_range(request: Any, job_start: int, render_range: tuple[int, int] | None, frames_dir: str
+               ) -> tuple[Any, int]:
+    """The request for timeline frames ``render_range`` of the job that starts at ``job_start`` (and where its strip
+    starts); ``frames_dir``: the shared output folder, which other ranges of the job write into too."""
+    changes: dict[str, Any] = {}
+    if frames_dir:
+        changes.update(output_dir=os.path.abspath(frames_dir), overwrite=True)  # ranges land there one by one
+    if render_range is not None:
+        first, last = render_range
+        if first < job_start:
+            raise T2VZAddonError(f"frames {first}-{last} start before the job (frame {job_start})",
+                                 "give a frame range inside the job's frames")
+        changes.update(frame_start=first - job_start, frame_end=last - job_start)
+        job_start = first
+    return (dataclasses.replace(request, **changes) if changes else request), job_start
 
 
 def _plan_inputs(pass_scene: Any, settings: Any, view: request_builder.PrefsView, job_dir: Path,
@@ -148,7 +175,7 @@ def launch(plan: JobPlan) -> runner.JobState:
         raise T2VZAddonError("a T2V-Zero job is already running", "wait for it or cancel it")
     client = session.get_client(plan.config)
     try:
-        return runner.start(client, plan.request, plan.strip_name, {"plan": plan})
+        return runner.start(client, plan.request, plan.strip_name, {"plan": plan}, farm=plan.farm)
     except Exception as exc:  # the client's BackendError: the worker died before the job could be sent
         if not hasattr(exc, "hint"):
             raise
@@ -177,16 +204,37 @@ def finish(job: runner.JobState) -> Any:
     return strip
 
 
-def run_blocking(plan: JobPlan, log=print) -> Any:
-    """The headless driver: submit, print progress lines, block until the end, then add the strip."""
-    job = launch(plan)
-    last = [""]
+HEARTBEAT_S = 60.0  # headless: a line at least this often (Flamenco fails a task that is silent for 10 minutes)
 
-    def on_event(state: runner.JobState, _event: Any) -> None:
+
+def run_blocking(plan: JobPlan, log=print) -> Any:
+    """The headless driver: submit, print progress lines, block until the end, then add the strip.
+
+    Every frame gets a line ``Time: MM:SS.ss | T2V-Zero frame F (k/n)``: the form Blender prints per rendered frame,
+    which render farms (Flamenco) count as task progress; nothing stays silent for more than ``HEARTBEAT_S``.
+    """
+    job = launch(plan)
+    last, clock = [""], {"line": time.monotonic(), "start": time.monotonic()}
+
+    def say(line: str) -> None:
+        clock["line"] = time.monotonic()
+        log(line)
+
+    def on_event(state: runner.JobState, event: Any) -> None:
+        if isinstance(event, protocol.FrameWritten):
+            minutes, seconds = divmod(time.monotonic() - clock["start"], 60)
+            frame = plan.frame_start + event.index - max(plan.request.frame_start, 0)  # the timeline frame
+            say(f"Time: {int(minutes):02d}:{seconds:05.2f} | T2V-Zero frame {frame} "
+                f"({len(state.frames)}/{state.total_frames or '?'})")
         line = state.status_line()
         if line != last[0]:
             last[0] = line
-            log(line)
+            say(line)
 
-    runner.run_sync(job, on_event)
+    def heartbeat() -> bool:
+        if time.monotonic() - clock["line"] > HEARTBEAT_S:
+            say(f"{last[0] or 'T2V-Zero'} (still working)")
+        return False  # never cancels: only keeps the output alive
+
+    runner.run_sync(job, on_event, should_cancel=heartbeat)
     return finish(job)

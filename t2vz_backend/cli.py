@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .farm_cli import add_farm_command  # issue 15: the farm command (options from protocol.FarmSpec)
 
     add_farm_command(sub)
+    assemble = sub.add_parser("assemble", help="check a folder rendered in ranges is complete and write its preview")
+    assemble.add_argument("folder", help="the job's output folder")
+    assemble.add_argument("--frames", metavar="A-B", type=_frame_range, default=(0, -1),
+                          help="the job's frames, all of which must be there (default: lowest to highest present)")
+    assemble.add_argument("--fps", type=float, default=TextToVideoRequest.fps, help="preview frame rate")
+    assemble.add_argument("--preview", choices=[p for p in PREVIEWS if p], default="mp4", help="preview format")
     worker = sub.add_parser("worker", help="serve JSON-line commands on stdin, events on stdout (for the add-on)")
     worker.add_argument("--no-previews", action="store_true", help="do not send preview thumbnails")
     _add_report_command(sub)
@@ -301,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
             from .quality.command import run_report_command
 
             return run_report_command(args)
+        if args.command == "assemble":  # issue 15: the last task of a job rendered in ranges
+            from .service.assemble import assemble
+
+            first, last = args.frames
+            print(assemble(args.folder, first=first, count=last - first + 1 if last >= first else 0, fps=args.fps,
+                           preview=args.preview))
+            return 0
         if args.command == "tiny":
             from .models.tiny import LABEL, ensure_tiny_models
 

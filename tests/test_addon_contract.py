@@ -32,9 +32,11 @@ ADDON_OWNED = {
     "mask_collection": "which objects to render as masks",
     "text2video": "per-mode group", "controlnet": "per-mode group", "pix2pix": "per-mode group",
     "scene": "per-mode group",
+    "render_on_farm": "where the job runs (issue 15: the Ray cluster of the Farm preferences)",
 }
 PREFS_OWNED = {"backend_mode", "python_source", "python_path", "install_torch", "hf_home", "output_root",
-               "unsaved_output_dir"}
+               "unsaved_output_dir",
+               "farm_address", "farm_ranges", "farm_token_file", "farm_shared_storage"}  # issue 15: FarmSpec's
 # Request fields the add-on fills from elsewhere than a setting default (sources, the output folder, Blender).
 FILLED_BY_THE_JOB = {"output_dir", "controls", "input", "input_start", "mask_dir", "offline", "model"}
 

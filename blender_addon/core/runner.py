@@ -123,12 +123,13 @@ def is_running() -> bool:
     return _current is not None and not _current.finished
 
 
-def start(client: Any, request: Any, label: str = "", context: dict[str, Any] | None = None) -> JobState:
-    """Submit ``request`` and make it the current job."""
+def start(client: Any, request: Any, label: str = "", context: dict[str, Any] | None = None,
+          farm: Any = None) -> JobState:
+    """Submit ``request`` (to the Ray farm of ``farm``, a ``FarmSpec``, when given) and make it the current job."""
     global _current
     if is_running():
         raise RuntimeError("a T2V-Zero job is already running")  # operators check first; a bug if reached
-    job_id = client.submit(request)
+    job_id = client.submit(request, farm=farm) if farm is not None else client.submit(request)
     _current = JobState(job_id=job_id, request=request, label=label, client=client, context=dict(context or {}))
     return _current
 

@@ -109,6 +109,10 @@ SCENE_SETTINGS: tuple[Setting, ...] = (
     Setting("report", "Consistency Report", "Also measure how steady the result is (warp error, PSNR/SSIM, CLIP "
             "metrics) and show it in the strip's Consistency panel; scene-pass jobs render the Vector pass for "
             "exact motion", ("report",)),
+    # Farms (issue 15): add-on-owned; the job goes to the Ray cluster of the Farm preferences (generate --farm).
+    Setting("render_on_farm", "Render on Farm", "Send the job to the Ray cluster set in the add-on preferences "
+            "(Farm): its frame ranges render on every GPU at once, with the same frames as here", kind="bool",
+            default=False, cli=False),
 )
 
 _MODEL_HELP = "A Hugging Face hub id, a diffusers folder or a single checkpoint file"

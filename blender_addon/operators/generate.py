@@ -103,7 +103,10 @@ class T2VZ_OT_generate(JobDriver, bpy.types.Operator):
     @error_boundary
     def execute(self, context):
         scene = compat.sequencer_scene(context)
-        plan = jobs.prepare(scene, context.scene.t2vz, preferences.get_prefs(context), pass_scene=context.scene)
+        settings = context.scene.t2vz
+        prefs = preferences.get_prefs(context)
+        farm = preferences.farm_spec(prefs) if settings.render_on_farm else None  # issue 15: Render on Farm
+        plan = jobs.prepare(scene, settings, prefs, pass_scene=context.scene, farm=farm)
         return self.run_plan(context, plan)
 
 

@@ -119,6 +119,7 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         row.scale_y = 1.5
         row.enabled = not running
         row.operator("t2vz.generate", icon="RENDER_ANIMATION")
+        row.prop(settings, "render_on_farm", text="", icon="NETWORK_DRIVE")  # issue 15: Render on Farm
 
     @staticmethod
     def draw_size(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:

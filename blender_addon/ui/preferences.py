@@ -55,6 +55,14 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
     box.prop(prefs, "output_root")
     box.prop(prefs, "unsaved_output_dir")
 
+    box = layout.box()  # issue 15: where Render on Farm sends jobs
+    box.label(text="Farm (Ray)", icon="NETWORK_DRIVE")
+    box.prop(prefs, "farm_address")
+    box.prop(prefs, "farm_ranges")
+    box.prop(prefs, "farm_token_file")
+    box.prop(prefs, "farm_shared_storage")
+    box.label(text="The backend environment needs Ray: install_deps.py --farm", icon="INFO")
+
 
 def _draw_found_env(layout: Any) -> None:
     try:
