@@ -77,8 +77,8 @@ def split_frames(first: int, last: int, *, ranges: int = 0, range_frames: int = 
     """Cut frames ``first..last`` into contiguous ranges made of whole grid cells.
 
     ``range_frames`` > 0: ranges of at least that many frames (whole cells; the last one may be shorter).
-    Otherwise ``ranges`` (or, when that is 0, ``workers``) ranges as even as the cells allow, never more ranges
-    than cells.
+    Otherwise ``ranges`` (or, when that is 0, ``workers``) ranges of work as even as the cells allow (a range
+    without frame 0 also denoises the anchor), never more ranges than cells.
     """
     if first < 0 or last < first:
         raise InvalidRequestError(f"nothing to split: frames {first}-{last}", field="frame_start",
@@ -92,12 +92,16 @@ def split_frames(first: int, last: int, *, ranges: int = 0, range_frames: int = 
             groups[-1].append(cell)
     else:
         parts = max(1, min(ranges if ranges > 0 else workers, len(units)))
-        count, cuts = last - first + 1, []
+        # Even work, not even frames: a range that does not hold frame 0 denoises the anchor as an extra row.
+        extra = 1 if first == 0 else 0
+        share = (last - first + 1 + extra * (parts - 1)) / parts  # rows (frames + recomputed anchors) per range
+        cuts: list[int] = []
         starts = [cell.first for cell in units[1:]]  # where a range may begin
-        for i in range(1, parts):  # each cut at the grid point nearest its even share, leaving room for the rest
+        for i in range(1, parts):  # each cut at the grid point nearest its share, leaving room for the rest
             after = [p for p in starts if p > (cuts[-1] if cuts else first)]
             after = after[:len(after) - (parts - 1 - i)]
-            cuts.append(min(after, key=lambda p: (abs(p - (first + count * i / parts)), p)))
+            ideal = first + i * share - extra * (i - 1)
+            cuts.append(min(after, key=lambda p: (abs(p - ideal), p)))
         bounds = [first, *cuts, last + 1]
         return [FrameRange(a, b - 1) for a, b in zip(bounds, bounds[1:])]
     return [FrameRange(g[0].first, g[-1].last) for g in groups if g]
