@@ -71,13 +71,13 @@ class Recorder:
                                                       "keep": getattr(error, "keep_output", False)}}
 
 
-def farm(request, spec, on_observe=None) -> dict:
+def farm(request, spec, on_observe=None, should_cancel=lambda: False) -> dict:
     from t2vz_backend.errors import T2VZError
     from t2vz_backend.service.farm import run_farm
 
     recorder = Recorder(on_observe)
     try:
-        done = run_farm(request, spec, emit=recorder.emit, observer=recorder.observe)
+        done = run_farm(request, spec, emit=recorder.emit, observer=recorder.observe, should_cancel=should_cancel)
     except T2VZError as exc:
         return recorder.summary(error=exc)
     return recorder.summary(done)
@@ -181,6 +181,8 @@ def main(result_path: str, work: str) -> int:
         results["finished_again"] = farm(dataclasses.replace(t2v, output_dir=str(out)), spec)
         results["overwritten"] = farm(dataclasses.replace(t2v, output_dir=str(out), overwrite=True), spec)
         results["timings"]["exhausted_resume"] = time.perf_counter() - clock
+        results["shared"] = farm(dataclasses.replace(t2v, output_dir=str(work_dir / "shared")),
+                                 dataclasses.replace(spec, ranges=2, shared_storage=True))
 
         clock = time.perf_counter()
         for worker in farm_ray._POOL.workers:  # both workers up again after the kills above, one on each node
@@ -200,6 +202,13 @@ def main(result_path: str, work: str) -> int:
         lost["removed_node"], lost["removed"] = second_id, removed["done"]
         results["node_lost"] = lost
         results["timings"]["node_lost"] = time.perf_counter() - clock
+
+        cancel = {"now": False}
+        out = work_dir / "cancelled"
+        results["cancelled"] = farm(dataclasses.replace(t2v, output_dir=str(out)), dataclasses.replace(spec, ranges=2),
+                                    lambda kind, **info: cancel.update(now=cancel["now"] or kind == "frame"),
+                                    should_cancel=lambda: cancel["now"])
+        results["cancelled"]["left"] = out.exists() and sorted(os.listdir(out))
     except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
         results["crash"] = traceback.format_exc()
     finally:

@@ -204,3 +204,27 @@ def test_a_range_streams_the_png_bytes_a_single_run_writes(tiny_paths, tmp_path)
     assert item["png"] is None and (shared / "frame_000003.png").read_bytes() == Path(single.frames[3]).read_bytes()
     failed = list(renderer.render(dataclasses.replace(request, model="/no/such/model").to_dict(), 1, 2))
     assert failed[-1]["kind"] == "failed" and "does not exist" in failed[-1]["message"]
+
+
+def test_the_worker_runs_a_run_command_with_a_farm_spec_on_the_farm(monkeypatch, tmp_path):
+    from t2vz_backend.protocol import Done
+    from t2vz_backend.service import farm, worker
+
+    seen = {}
+
+    def fake_run_farm(request, spec, *, emit, should_cancel, job_id, observer=None):
+        seen.update(spec=spec, job_id=job_id, cancelled=should_cancel())
+        done = Done(job_id=job_id, output_dir=request.output_dir)
+        emit(done)
+        return done
+
+    monkeypatch.setattr(farm, "run_farm", fake_run_farm)
+    events = []
+    dispatcher = worker.Dispatcher(events.append, cache=object())
+    dispatcher.start()
+    dispatcher.handle_line(dumps(RunJob(id="f1", job=t2v(tmp_path / "o"), farm=FarmSpec(ranges=2))))
+    dispatcher.handle_line(dumps(RunJob(id="f2", job=t2v(tmp_path / "o"), farm=FarmSpec(ranges=-1))))
+    dispatcher.close(cancel=False)
+    assert seen == {"spec": FarmSpec(ranges=2), "job_id": "f1", "cancelled": False}
+    assert [e.TYPE for e in events if e.job_id == "f1"] == ["done"]
+    assert [(e.TYPE, e.field) for e in events if e.job_id == "f2"] == [("failed", "farm.ranges")]

@@ -63,7 +63,7 @@ def scenarios():
 def _runs(data):
     for mode in data["splits"].values():
         yield from mode["runs"].values()
-    for name in ("sigkill", "resumed", "overwritten", "node_lost"):
+    for name in ("sigkill", "resumed", "overwritten", "node_lost", "shared"):
         yield data[name]
 
 
@@ -115,6 +115,18 @@ def test_a_lost_node_range_finishes_on_another_node(scenarios):
     after = [i for i in range(span[0], span[1] + 1) if nodes[i] != run["removed_node"]]
     assert after and after[-1] == span[1]  # the rest of the range came from the surviving node
     assert set(run["written"].values()) == {1}
+
+
+def test_shared_storage_workers_write_in_place(scenarios):
+    run = scenarios["shared"]
+    assert run["error"] is None and run["digests"] == scenarios["reference6"]
+    assert set(run["written"].values()) == {1}
+
+
+def test_a_cancelled_farm_job_leaves_nothing(scenarios):
+    run = scenarios["cancelled"]
+    assert run["error"]["kind"] == "cancelled"
+    assert run["left"] is False  # the output folder it created is gone again
 
 
 def test_progress_is_monotonic_and_counts_each_frame_once(scenarios):
