@@ -123,8 +123,8 @@ class FarmProgressBar:
         elif isinstance(event, Progress) and event.message:
             self._line(event.message)
         elif isinstance(event, FrameWritten) and not self.tty:
-            done, total = (self.last.frames_done + 1, self.last.total_frames) if self.last else (0, 0)
-            self._line(f"frame {event.index} done ({min(done, total or done)}/{total or '?'} frames, "
+            done, total = (self.last.frames_done, self.last.total_frames) if self.last else (0, 0)
+            self._line(f"frame {event.index} done ({done}/{total or '?'} frames, "
                        f"ETA {_eta(self.last.eta_s if self.last else -1)}, {time.monotonic() - self._started:.0f} s)")
         elif isinstance(event, Log):
             self._line(f"{event.level}: {event.message}")

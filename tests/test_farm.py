@@ -228,3 +228,24 @@ def test_the_worker_runs_a_run_command_with_a_farm_spec_on_the_farm(monkeypatch,
     assert seen == {"spec": FarmSpec(ranges=2), "job_id": "f1", "cancelled": False}
     assert [e.TYPE for e in events if e.job_id == "f1"] == ["done"]
     assert [(e.TYPE, e.field) for e in events if e.job_id == "f2"] == [("failed", "farm.ranges")]
+
+
+def test_headless_farm_progress_prints_a_line_per_frame():
+    import io
+
+    from t2vz_backend.farm_cli import FarmProgressBar
+    from t2vz_backend.protocol import FrameWritten, Log, Progress
+
+    stream = io.StringIO()
+    bar = FarmProgressBar(stream)
+    bar(Progress(stage="load", message="farm: 2 worker(s), 1 GPU each"))
+    progress = FarmProgress(total=3)
+    for index in (2, 0):  # the driver sends the count, then the frame
+        progress.frame_done("w0")
+        bar(progress.event(""))
+        bar(FrameWritten(index=index, path=f"/o/frame_00000{index}.png"))
+    bar(Log(level="warning", message="w1 lost during frames 1-2"))
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "farm: 2 worker(s), 1 GPU each"
+    assert lines[1].startswith("frame 2 done (1/3 frames") and lines[2].startswith("frame 0 done (2/3 frames")
+    assert lines[3] == "warning: w1 lost during frames 1-2"

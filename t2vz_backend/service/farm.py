@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import FarmError, InvalidRequestError, JobCancelled, T2VZError
-from ..protocol import AnyRequest, Done, EditVideoRequest, Event, Failed, FarmSpec, FrameWritten, Progress
+from ..protocol import AnyRequest, Done, EditVideoRequest, Event, Failed, FarmSpec, FrameWritten, Log, Progress
 from ..validation import check_request, validate_farm
 from .farm_output import FarmOutput
 from .farm_plan import FrameRange, Grid, grid_for, pending_parts, resume_point, split_frames
@@ -160,6 +160,7 @@ class _Scheduler:
         self.failures: dict[FrameRange, int] = {}  # by the range as first planned
         self.streams: dict[Any, tuple[Any, FrameRange, FrameRange]] = {}  # generator -> (worker, part, planned)
         self.pings: dict[Any, Any] = {}  # ready() ref -> worker
+        self.death = ""  # why the last worker that will not come back died
         for worker in pool.workers:
             if not worker.ready and not worker.lost:
                 self._ping(worker)
@@ -175,8 +176,10 @@ class _Scheduler:
             while pending and idle:
                 self._start(idle.pop(0), *pending.pop(0))
             if not self.streams and not self.pings:
-                raise FarmError(f"no worker is left to render frames {_labels(p for p, _ in pending)}",
-                                keep_output=True, hint="every Ray worker died; check the cluster, then --resume")
+                why = f" (the last one: {self.death})" if self.death else ""
+                raise FarmError(f"no worker is left to render frames {_labels(p for p, _ in pending)}{why}",
+                                keep_output=True, hint="every Ray worker died: check that t2vz and torch import on "
+                                                       "the cluster's nodes (docs/farm.md), then --resume")
             if self.streams:
                 waiting_since = time.monotonic()
             elif time.monotonic() - waiting_since > NO_WORKER_TIMEOUT_S:
@@ -248,10 +251,12 @@ class _Scheduler:
             state.state, state.step, state.total_steps = "rendering", item["step"], item["total"]
         elif kind == "frame":
             path = self.output.write(item["index"], item["png"])
-            if path is not None:
+            if path is not None:  # the count first, so a frame's log line shows the total with it
                 self.progress.frame_done(worker.name)
+                self._progress()
                 self.emit(FrameWritten(job_id=self.job_id, index=item["index"], path=path))
                 self.observer("frame", worker=worker.name, span=part, index=item["index"], pid=state.pid)
+            return
         elif kind == "failed":
             self._cancel_streams()
             error = T2VZError(f"frames {part.label}: {item['message']}", hint=item.get("hint", ""),
@@ -265,10 +270,9 @@ class _Scheduler:
         count = self.failures[planned] = self.failures.get(planned, 0) + 1
         reason = _fault_text(exc)
         self.observer("fault", worker=worker.name, span=part, attempt=count, reason=reason)
-        self.emit(Progress(job_id=self.job_id, stage="farm", frames_done=self.progress.done,
-                           total_frames=self.progress.total, step=self.progress.done, total_steps=self.progress.total,
-                           message=f"{worker.name} lost during frames {part.label} ({reason}); "
-                                   f"retrying from frame {left.first} ({count}/{self.spec.retries})"))
+        self.emit(Log(job_id=self.job_id, level="warning",
+                      message=f"{worker.name} lost during frames {part.label} ({reason}); retrying from frame "
+                              f"{left.first} (retry {count} of {self.spec.retries})"))
         if count > self.spec.retries:
             self._cancel_streams()
             raise FarmError(f"frames {planned.label} failed {count} time(s), more than --retries {self.spec.retries} "
@@ -295,7 +299,8 @@ class _Scheduler:
             if not is_worker_fault(self.ray, exc):
                 raise
             if isinstance(exc, self.ray.exceptions.ActorDiedError):
-                worker.lost = True  # will not come back (restarts used up, or killed)
+                worker.lost = True  # will not come back (its constructor failed, or it was killed)
+                self.death = " ".join(str(exc).split())[:300]
                 self.progress.worker(worker.name).state = "lost"
             else:
                 self._ping(worker)  # still restarting
