@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -209,6 +210,19 @@ def main(result_path: str, work: str) -> int:
                                     lambda kind, **info: cancel.update(now=cancel["now"] or kind == "frame"),
                                     should_cancel=lambda: cancel["now"])
         results["cancelled"]["left"] = out.exists() and sorted(os.listdir(out))
+
+        # The command line as a user runs it: its own driver, connecting to the cluster by address.
+        clock = time.perf_counter()
+        farm_ray.drop_pool()  # free the GPU(s) for the new driver's workers
+        job = work_dir / "job.json"
+        job.write_text(json.dumps({"request": t2v.to_dict(), "farm": {"ranges": 2}}))
+        out = work_dir / "cli"
+        run = subprocess.run([sys.executable, "-m", "t2vz_backend", "farm", str(job), "--out", str(out),
+                              "--address", cluster.address, "--retries", "1"], capture_output=True, text=True,
+                             timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        results["cli"] = {"rc": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-3000:],
+                          "digests": digests(sorted(out.glob("frame_*.png"))) if out.is_dir() else {}}
+        results["timings"]["cli"] = time.perf_counter() - clock
     except BaseException:  # noqa: BLE001 - reported to the test, which fails with it
         results["crash"] = traceback.format_exc()
     finally:

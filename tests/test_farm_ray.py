@@ -129,6 +129,13 @@ def test_a_cancelled_farm_job_leaves_nothing(scenarios):
     assert run["left"] is False  # the output folder it created is gone again
 
 
+def test_the_farm_command_connects_by_address_and_prints_a_line_per_frame(scenarios):
+    run = scenarios["cli"]
+    assert run["rc"] == 0, run["stderr"]
+    assert run["stdout"].strip().endswith("cli") and run["digests"] == scenarios["reference6"]
+    assert sum(line.startswith("frame ") for line in run["stderr"].splitlines()) == 6
+
+
 def test_progress_is_monotonic_and_counts_each_frame_once(scenarios):
     for run in _runs(scenarios):
         done = [d for d, _ in run["progress"]]
