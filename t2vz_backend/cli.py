@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     assemble.add_argument("--frames", metavar="A-B", type=_frame_range, default=(0, -1),
                           help="the job's frames, all of which must be there (default: lowest to highest present)")
     assemble.add_argument("--fps", type=float, default=TextToVideoRequest.fps, help="preview frame rate")
-    assemble.add_argument("--preview", choices=[p for p in PREVIEWS if p], default="mp4", help="preview format")
+    assemble.add_argument("--preview", choices=[p for p in FIELD_CHOICES["preview"] if p], default="mp4",
+                          help="preview format")
     worker = sub.add_parser("worker", help="serve JSON-line commands on stdin, events on stdout (for the add-on)")
     worker.add_argument("--no-previews", action="store_true", help="do not send preview thumbnails")
     _add_report_command(sub)
