@@ -271,6 +271,14 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
     from .service.jobs import run_job
 
     stream = stream or sys.stderr
+    return run_cancellable(lambda cancelled: run_job(request, cache=ModelCache(), emit=ProgressBar(stream),
+                                                     should_cancel=cancelled), stream)
+
+
+def run_cancellable(run: typing.Callable[[typing.Callable[[], bool]], Done], stream: typing.TextIO,
+                    cancelled_text: str = "cancelled; partial output removed") -> int:
+    """``run(should_cancel)`` with Ctrl-C as a cancel (a second one stops at once); prints the output folder.
+    Returns the exit status: 0 done, 130 cancelled."""
     cancel = threading.Event()
 
     def on_interrupt(_signum: int, _frame: Any) -> None:
@@ -282,9 +290,9 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
     previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() \
         else None
     try:
-        done = run_job(request, cache=ModelCache(), emit=ProgressBar(stream), should_cancel=cancel.is_set)
+        done = run(cancel.is_set)
     except (JobCancelled, KeyboardInterrupt):
-        stream.write("cancelled; partial output removed\n")
+        stream.write(cancelled_text + "\n")
         return 130
     finally:
         if previous is not None:

@@ -75,34 +75,14 @@ def split_farm_entry(data: Any) -> tuple[Any, FarmSpec | None]:
 
 def run_farm_request(request: JobRequest, spec: FarmSpec, *, stream: typing.TextIO | None = None) -> int:
     """Run one job on the farm with a progress display; returns the exit status (as ``run``)."""
-    import signal
-    import threading
-
-    from .errors import JobCancelled
+    from .cli import run_cancellable
     from .service.farm import check_farm, run_farm
 
     check_farm(request, spec)  # answers before Ray (or torch) is imported
     stream = stream or sys.stderr
-    cancel = threading.Event()
-
-    def on_interrupt(_signum: int, _frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        stream.write("\ncancelling the farm job (Ctrl-C again to stop at once)\n")
-
-    previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() \
-        else None
-    try:
-        done = run_farm(request, spec, emit=FarmProgressBar(stream), should_cancel=cancel.is_set)
-    except (JobCancelled, KeyboardInterrupt):
-        stream.write("cancelled; the farm job's staging folder was removed\n")
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    print(done.output_dir)
-    return 0
+    return run_cancellable(lambda cancelled: run_farm(request, spec, emit=FarmProgressBar(stream),
+                                                      should_cancel=cancelled), stream,
+                           "cancelled; the farm job's staging folder was removed")
 
 
 class FarmProgressBar:

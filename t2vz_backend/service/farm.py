@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import FarmError, InvalidRequestError, JobCancelled, T2VZError
-from ..protocol import AnyRequest, Done, EditVideoRequest, Event, Failed, FarmSpec, FrameWritten, Log, Progress
+from ..protocol import AnyRequest, Done, EditVideoRequest, Event, FarmSpec, FrameWritten, Log, Progress
 from ..validation import check_request, validate_farm
 from .farm_output import FarmOutput
 from .farm_plan import FrameRange, Grid, grid_for, pending_parts, resume_point, split_frames
@@ -91,17 +91,11 @@ def run_farm(request: AnyRequest, spec: FarmSpec, *, emit: Callable[[Event], Non
             from .farm_ray import drop_pool
 
             drop_pool()  # its actors may still be finishing a step of the cancelled ranges
-        error = exc if isinstance(exc, T2VZError) else (
+        from .jobs import fail
+
+        fail(emit, job_id, exc, exc if isinstance(exc, T2VZError) else (
             JobCancelled("the farm job was interrupted", hint="its staging folder was removed")
-            if isinstance(exc, KeyboardInterrupt) else None)
-        if error is None:
-            emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
-                        hint="this is a bug in t2vz; the backend log has the traceback"))
-            raise
-        emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
-        if error is exc or isinstance(exc, KeyboardInterrupt):
-            raise
-        raise error from exc
+            if isinstance(exc, KeyboardInterrupt) else None))
     finally:
         if owned:
             from .farm_ray import disconnect

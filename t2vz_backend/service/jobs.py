@@ -27,6 +27,7 @@ import io
 import os
 import time
 import traceback
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -126,17 +127,23 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         oom = isinstance(error, OutOfMemory) and error is not exc
         if oom:  # drop the engine frames' locals (the tensors) but keep the traceback for the log
             traceback.clear_frames(exc.__traceback__)
-        if error is None:
-            emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
-                        hint="this is a bug in t2vz; the backend log has the traceback"))
-            raise
-        emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
-        if error is exc or isinstance(exc, KeyboardInterrupt):
-            raise
-        raise error from exc
+        fail(emit, job_id, exc, error)
     finally:
         if oom:  # the engine frames were cleared above, so dropping the cache really frees the memory
             _free_memory(cache)
+
+
+def fail(emit: Callable[[Event], None], job_id: str, exc: BaseException, error: T2VZError | None) -> typing.NoReturn:
+    """Emit the ``Failed`` event of ``exc`` and raise (inside an ``except`` block of ``exc``): ``error`` is what
+    reports it to the user, re-raised from ``exc`` when it differs; None means a bug, re-raised with its traceback."""
+    if error is None:
+        emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
+                    hint="this is a bug in t2vz; the backend log has the traceback"))
+        raise exc
+    emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
+    if error is exc or isinstance(exc, KeyboardInterrupt):
+        raise exc
+    raise error from exc
 
 
 def expected_frames(request: AnyRequest) -> tuple[int, int]:
