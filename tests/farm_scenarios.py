@@ -198,7 +198,10 @@ def main(result_path: str, work: str) -> int:
                 removed["done"] = True
                 cluster.remove_node(second, allow_graceful=False)
 
-        lost = farm(dataclasses.replace(t2v, output_dir=str(work_dir / "node")), dataclasses.replace(spec, ranges=2),
+        # More steps: the range must still be under way when the node goes (a 2-step range can finish first).
+        slow = dataclasses.replace(t2v, steps=12)
+        results["reference_slow"] = single(dataclasses.replace(slow, output_dir=str(work_dir / "ref-slow")))
+        lost = farm(dataclasses.replace(slow, output_dir=str(work_dir / "node")), dataclasses.replace(spec, ranges=2),
                     remove_second)
         lost["removed_node"], lost["removed"] = second_id, removed["done"]
         results["node_lost"] = lost

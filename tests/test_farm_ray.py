@@ -108,7 +108,7 @@ def test_a_finished_farm_job_is_refused_unless_overwrite(scenarios):
 
 def test_a_lost_node_range_finishes_on_another_node(scenarios):
     run = scenarios["node_lost"]
-    assert run["removed"] and run["error"] is None and run["digests"] == scenarios["reference6"]
+    assert run["removed"] and run["error"] is None and run["digests"] == scenarios["reference_slow"]
     assert len(run["faults"]) == 1
     span = [int(x) for x in run["faults"][0]["span"].split("-")]
     nodes = {int(i): node for i, node in run["frame_nodes"].items()}
