@@ -237,4 +237,8 @@ def run_blocking(plan: JobPlan, log=print) -> Any:
         return False  # never cancels: only keeps the output alive
 
     runner.run_sync(job, on_event, should_cancel=heartbeat)
-    return finish(job)
+    strip = finish(job)
+    files = done_files(job.done)
+    if files:  # Blender's own line for a written image: farm managers (Flamenco) show it as the task's latest output
+        log(f"Saved: '{files[-1]}'")
+    return strip

@@ -42,6 +42,7 @@ def test_ranges_into_a_shared_folder_equal_the_whole_job(scene, tmp_path, capsys
                             *python]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "Time: " in out and "T2V-Zero frame 5 (2/2)" in out  # one progress line per frame (Flamenco counts them)
+    assert f"Saved: '{shared / 'frame_000002.png'}'" in out  # the task's last frame, for Flamenco's thumbnail
     expected = digests(whole)
     assert len(expected) == 5 and digests(shared) == expected
     strips = {s.name: s for s in generated_strips(scene)}
