@@ -36,6 +36,7 @@ from .protocol import (
     FrameWritten,
     JobRequest,
     LoraSpec,
+    MotionRequest,
     Progress,
     TextToVideoRequest,
     request_from_dict,
@@ -66,6 +67,13 @@ HELP = {
     "smooth_bg_strength": "weight kept from each frame's own background", "input": "folder of frames or a movie",
     "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
     "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
+    # camera motion (docs/camera_motion.md)
+    "motion_flow": "per-frame displacement fields in pixels (frame k -> frame 0): a float32 .npy (frames, H, W, 2) "
+                   "or a folder of EXR / 16-bit PNG maps; overrides the other motion options",
+    "motion_occlusion": "with --motion-flow: where frame k shows what frame 0 does not (fresh noise there): a .npy "
+                        "(frames, H, W) or a folder of masks, white = disoccluded",
+    "motion_width": "the frame width the homographies/flows are measured in (0: the output width)",
+    "motion_height": "the frame height the homographies/flows are measured in (0: the output height)",
 }
 HELP.update({  # the consistency report (quality/) and its baseline
     "report": "also write report.json/.png/.html next to the frames: warp error, flow-compensated PSNR/SSIM and "
@@ -78,7 +86,8 @@ HELP.update({  # the consistency report (quality/) and its baseline
                 "method against",
 })
 CHOICES = {name: values for name, values in FIELD_CHOICES.items() if name != "device"}  # device: also cuda:N
-SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path"}
+SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path",
+           "motion_homographies"}
 OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
              "controls": "--control", "frame_prompts": "--frame-prompt"}
 MODES = {"text2video": TextToVideoRequest, "controlnet": ControlVideoRequest, "pix2pix": EditVideoRequest}
@@ -162,6 +171,10 @@ def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest])
             continue
         metavar = "{" + ",".join(CHOICES[spec.name]) + "}" if spec.name in CHOICES else spec.name.upper()
         parser.add_argument(flag, type=tp, metavar=metavar, default=argparse.SUPPRESS, help=text)
+    if issubclass(cls, MotionRequest):
+        parser.add_argument("--motion-homographies", metavar="FILE", type=_homographies, default=argparse.SUPPRESS,
+                            help="one 3x3 homography per frame mapping frame k's pixels to frame 0's: a JSON list "
+                                 "of 9 numbers (row by row) or 3x3 lists per frame, or a .npy of shape (frames, 3, 3)")
     if cls is TextToVideoRequest:
         parser.add_argument("--frame-prompt", dest="frame_prompts", action="append", default=argparse.SUPPRESS,
                             metavar="TEXT", help="one prompt per frame, in order (repeat once per frame)")
@@ -239,6 +252,30 @@ def _control(text: str) -> ControlSpec:
     kind, value = _pair(text)
     path, scale = _split_scale(value)
     return ControlSpec(kind=kind, path=path, scale=scale)
+
+
+def _homographies(path: str) -> tuple[tuple[float, ...], ...]:
+    """``--motion-homographies FILE``: a JSON list (9 numbers or 3x3 per frame) or a .npy (frames, 3, 3)."""
+    try:
+        if path.lower().endswith(".npy"):
+            import numpy as np
+
+            rows = np.load(path, allow_pickle=False).tolist()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                rows = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read homographies from {path}: {exc}") from None
+    if not isinstance(rows, list):
+        raise argparse.ArgumentTypeError(f"{path} holds no list of homographies")
+    out = []
+    for k, m in enumerate(rows):
+        flat = [v for row in m for v in row] if m and isinstance(m[0], list) else m
+        if not isinstance(flat, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in flat):
+            raise argparse.ArgumentTypeError(f"{path}: entry {k} is not a list of numbers")
+        out.append(tuple(float(v) for v in flat))
+    return tuple(out)
 
 
 def _load_job_file(args: argparse.Namespace) -> tuple[JobRequest, FarmSpec | None]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from warp_reference import bilinear
 
 from t2vz_backend import homography
 from t2vz_backend.errors import InvalidRequestError
@@ -139,32 +140,13 @@ def test_camera_keys_give_the_same_latents_as_before():
     torch.testing.assert_close(warped, _old_affine(x.expand(3, -1, -1, -1), keys[1:]), atol=2e-5, rtol=1e-5)
 
 
-def _bilinear_reference(image: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Independent sampler: ``image`` (C, h, w) at ``source`` (h, w, 2) continuous coordinates (centres at +0.5),
-    symmetric reflection at the borders."""
-    c, h, w = image.shape
-
-    def fold(i: np.ndarray, n: int) -> np.ndarray:
-        i = np.mod(i, 2 * n)
-        return np.where(i >= n, 2 * n - 1 - i, i)
-
-    x, y = source[..., 0] - 0.5, source[..., 1] - 0.5
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = x - x0, y - y0
-    out = np.zeros((c, *x.shape))
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            out += image[:, fold(y0 + dy, h), fold(x0 + dx, w)] * (wy * wx)
-    return out
-
-
 def test_homography_warp_matches_an_independent_reference():
     x = _latent()
     m = np.array([[1.05, 0.08, -1.5], [-0.04, 0.97, 0.8], [0.004, -0.002, 1.0]])
     warped, holes = homography_warp(x, torch.tensor(m)[None])
     v, u = np.mgrid[0:16, 0:24] + 0.5
     q = np.einsum("ij,jhw->hwi", m, np.stack([u, v, np.ones_like(u)]))
-    expected = _bilinear_reference(x[0].double().numpy(), q[..., :2] / q[..., 2:])
+    expected = bilinear(x[0].double().numpy(), q[..., :2] / q[..., 2:])
     np.testing.assert_allclose(warped[0].numpy(), expected, atol=2e-5)
     assert not holes.any()
 
@@ -176,7 +158,7 @@ def test_the_latent_homography_keeps_pixel_centres():
     image = np.stack([np.sin(u / 60.0) + np.cos(v / 45.0), np.sin((u + v) / 70.0)])[None]
     m = np.array([[0.97, 0.05, 9.0], [-0.03, 1.02, -6.0], [2e-4, 1e-4, 1.0]])
     q = np.einsum("ij,jhw->hwi", m, np.stack([u, v, np.ones_like(u)]))
-    full = _bilinear_reference(image[0], q[..., :2] / q[..., 2:])
+    full = bilinear(image[0], q[..., :2] / q[..., 2:])
     expected = full.reshape(2, 24, 8, 32, 8).mean(axis=(2, 4))
     small = torch.tensor(image).reshape(1, 2, 24, 8, 32, 8).mean(dim=(3, 5)).float()
     request_h = tuple(m.ravel())

@@ -68,7 +68,7 @@ class FieldStack:
         if not 0 <= k < self.count:
             raise InputError(f"{self.field} {self.path!r} has {self.count} frames, frame {k} needs one",
                              field=self.field, hint="give one map per frame of the video")
-        data = np.asarray(self._array[k]) if self._array is not None else self._decode(k)
+        data = np.array(self._array[k]) if self._array is not None else self._decode(k)  # a copy
         if (data.shape[1], data.shape[0]) != self.size:
             raise InputError(f"{self.field}: frame {k} is {data.shape[1]}x{data.shape[0]}, frame 0 is "
                              f"{self.size[0]}x{self.size[1]}", field=self.field, hint="give every frame one size")
