@@ -21,6 +21,7 @@ from .errors import SceneError
 from .render_settings import frame_size, pass_view_layer
 
 FULL_COVERAGE = 0.999
+STILL_TOLERANCE = 1e-6  # a homography this close to the identity is float32 noise of a camera that did not move
 T = TypeVar("T")
 
 
@@ -118,7 +119,8 @@ def camera_homographies(scene: bpy.types.Scene, settings: Any, first: int, last:
         warnings.append(f"{name} does not fill the view in {_frames_text(partial)} (the horizon or its edge is in "
                         "shot): what lies off the plane moves as if it were on it; for a far background choose "
                         "Motion Plane: Distant, or use Scene Camera + Depth")
-    if all(homography.is_identity(m, 1e-9) for m in mats):
+    if all(homography.is_identity(m, STILL_TOLERANCE) for m in mats):
+        mats = [homography.IDENTITY] * len(mats)  # exactly: the engine then moves nothing at all
         warnings.append(f"the scene camera does not move over frames {first}-{last}: the video has no camera motion")
     width, height = views[0].width, views[0].height
     fields = {"motion_homographies": tuple(mats), "motion_width": width, "motion_height": height,
