@@ -49,7 +49,8 @@ def normalised_determinant(m: Matrix, width: float = 0, height: float = 0) -> fl
 
     The matrix is taken to frame-normalised coordinates (the frame spans -1..1 on both axes) and scaled so that its
     largest entry is 1; the determinant is then 1 for the identity, 0.01 for a 10x zoom, 0 for a matrix that
-    squashes the frame onto a line. Without a size the pixel matrix itself is used.
+    squashes the frame onto a line. Without a size the pixel matrix itself is used (its translations, in pixels,
+    then weigh more than its scale: only a test for exact singularity).
     """
     if width and height:
         to_unit = (2.0 / width, 0.0, -1.0, 0.0, 2.0 / height, -1.0, 0.0, 0.0, 1.0)

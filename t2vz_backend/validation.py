@@ -338,8 +338,8 @@ def _motion(r: MotionRequest, out: list[Problem]) -> None:
 def homography_problems(matrices, width: int = 0, height: int = 0) -> list[Problem]:
     """Problems of per-frame homographies (9 numbers each), each naming its frame; see ``homography`` for the test.
 
-    Without a size (an output size that only the input media will tell) singularity is judged on the pixel matrix;
-    the engine checks again once the size is known.
+    Singularity and the horizon need the frame size: without one (an output size only the input media will tell)
+    they are left to the engine, which checks again with the size before any work.
     """
     out: list[Problem] = []
     hint = "each matrix maps a pixel of its frame to frame 0, 9 numbers row by row (docs/camera_motion.md)"
@@ -349,7 +349,7 @@ def homography_problems(matrices, width: int = 0, height: int = 0) -> list[Probl
             out.append(Problem(name, f"the homography of frame {k} has {len(m)} numbers, not 9", hint))
         elif not all(math.isfinite(v) for v in m):
             out.append(Problem(name, f"the homography of frame {k} has a value that is not a finite number", hint))
-        elif abs(det := homography.normalised_determinant(m, width, height)) < MIN_HOMOGRAPHY_DET:
+        elif width and height and abs(det := homography.normalised_determinant(m, width, height)) < MIN_HOMOGRAPHY_DET:
             out.append(Problem(name, f"the homography of frame {k} is singular (normalised determinant {det:.2g}): "
                                "it squashes the frame onto a line or a point", hint))
         elif width and height and not homography.in_front(m, width, height):

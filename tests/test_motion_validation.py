@@ -60,6 +60,15 @@ def test_motion_width_changes_the_frame_the_check_uses():
     assert problems(motion_homographies=(ID, ZOOM, ZOOM), motion_width=32, motion_height=32) == {}
 
 
+def test_without_a_size_the_engine_judges_singularity(tmp_path):
+    # A ControlNet job sized by its maps: a 600 px pan is fine once the size is known, so validation leaves it.
+    pan = homography.translation(600.0, 0.0)
+    request = ControlVideoRequest(output_dir="o", controls=(ControlSpec("canny", str(tmp_path)),),
+                                  motion_homographies=(ID, pan))
+    assert validate_request(request) == []
+    assert problems(motion_homographies=(ID, pan, pan)) == {}
+
+
 def test_guided_modes_have_no_motion_unless_asked(tmp_path):
     control = ControlVideoRequest(output_dir="o", controls=(ControlSpec("canny", str(tmp_path)),))
     assert motion_source(control) == "" and motion_source(TextToVideoRequest()) == "motion_x"
