@@ -24,8 +24,9 @@ from t2vz_backend.sampling.context import JobContext
 from t2vz_backend.sampling.seeding import frame_noise
 
 W, H, FRAMES = 64, 48, 4
+# No classifier-free guidance (one branch): half the UNet work; the warp does not depend on it.
 BASE = TextToVideoRequest(output_dir="unused", prompt="a street at night", frames=FRAMES, width=W, height=H,
-                          steps=4, seed=5)
+                          steps=4, seed=5, guidance=1.0)
 
 
 def pan(k: int, degrees: float = 4.0) -> tuple[float, ...]:
@@ -152,10 +153,10 @@ def test_controlnet_and_pix2pix_take_the_same_motion_fields(tiny_sd, tiny_contro
     for k in range(FRAMES):
         Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(clip / f"f_{k}.png")
     flow, occlusion = flow_fields(tmp_path)
-    control = ControlVideoRequest(output_dir="unused", prompt="a robot", steps=4, seed=3, long_side=0,
+    control = ControlVideoRequest(output_dir="unused", prompt="a robot", steps=3, seed=3, long_side=0, guidance=1.0,
                                   controls=(ControlSpec(kind="canny", path=str(clip)),))
-    edit = EditVideoRequest(output_dir="unused", instruction="make it snow", input=str(clip), steps=4, seed=3,
-                            long_side=0)
+    edit = EditVideoRequest(output_dir="unused", instruction="make it snow", input=str(clip), steps=3, seed=3,
+                            long_side=0, guidance=1.0)
 
     def guided(request, **changes):
         ctx = JobContext.collecting()
