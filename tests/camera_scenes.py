@@ -31,7 +31,7 @@ DEPTH_MOVES = {
     "box, dolly and pan": {"location": (0.8, -5.0, 3.6), "rotation": (60.0, 0.0, 6.0)},
     "box, orbit": {"location": (1.5, -5.8, 4.0), "rotation": (60.0, 0.0, 14.0)},
 }
-GROUND = SimpleNamespace(motion_plane="GROUND", motion_plane_object=None)  # the scene settings the motion reads
+GROUND = SimpleNamespace(motion_plane="ground", motion_plane_object=None)  # the scene settings the motion reads
 
 
 def picture(size: int = 256, seed: int = 7) -> np.ndarray:

@@ -39,7 +39,7 @@ def job_dirs(tmp_path: Path) -> list[Path]:
 
 def test_text_to_video_follows_the_scene_camera(scene, fake_client, tmp_path, capsys):  # noqa: F811
     camera_shot(scene, frames=(4, 6))
-    scene.t2vz.motion_source, scene.t2vz.frames = "CAMERA", 8  # the scene range decides, not Frames
+    scene.t2vz.motion_source, scene.t2vz.frames = "camera", 8  # the scene range decides, not Frames
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (request,) = fake_client.requests
     assert request.frames == 3 and len(request.motion_homographies) == 3
@@ -55,7 +55,7 @@ def test_scene_passes_with_depth_motion(scene, fake_client, tmp_path):  # noqa: 
     camera_shot(scene, end=cs.DEPTH_MOVES["box, orbit"], size=(40, 30))
     settings = scene.t2vz
     settings.mode, settings.pass_pose, settings.pass_depth = "SCENE", False, True
-    settings.motion_source, settings.width, settings.height = "CAMERA_DEPTH", 32, 32
+    settings.motion_source, settings.width, settings.height = "camera_depth", 32, 32
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (request,) = fake_client.requests
     (job,) = job_dirs(tmp_path)
@@ -70,7 +70,7 @@ def test_scene_passes_with_depth_motion(scene, fake_client, tmp_path):  # noqa: 
 def test_scene_passes_with_the_camera_homographies(scene, fake_client):  # noqa: F811
     camera_shot(scene)
     settings = scene.t2vz
-    settings.mode, settings.pass_pose, settings.pass_depth, settings.motion_source = "SCENE", False, True, "CAMERA"
+    settings.mode, settings.pass_pose, settings.pass_depth, settings.motion_source = "SCENE", False, True, "camera"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (request,) = fake_client.requests
     assert type(request).__name__ == "ControlVideoRequest" and len(request.motion_homographies) == 3
@@ -78,7 +78,7 @@ def test_scene_passes_with_the_camera_homographies(scene, fake_client):  # noqa:
 
 def test_a_shot_off_the_plane_warns_and_still_runs(scene, fake_client, capsys):  # noqa: F811
     camera_shot(scene, end={"rotation": (88.0, 0.0, 0.0), "location": (0, -6, 1.0)})
-    scene.t2vz.motion_source = "CAMERA"
+    scene.t2vz.motion_source = "camera"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     out = capsys.readouterr().out
     assert "T2V-Zero warning: the ground plane does not fill the view in frames 2-3" in out
@@ -88,7 +88,7 @@ def test_a_shot_off_the_plane_warns_and_still_runs(scene, fake_client, capsys): 
 def test_a_still_camera_says_so_and_makes_no_motion(scene, fake_client, capsys):  # noqa: F811
     cs.populate(scene, size=(32, 32))
     scene.frame_start, scene.frame_end = 1, 3
-    scene.t2vz.motion_source = "CAMERA"
+    scene.t2vz.motion_source = "camera"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     assert "does not move" in capsys.readouterr().out
     (request,) = fake_client.requests
@@ -97,7 +97,7 @@ def test_a_still_camera_says_so_and_makes_no_motion(scene, fake_client, capsys):
 
 def test_a_stretched_output_is_warned_about(scene, fake_client, capsys):  # noqa: F811
     camera_shot(scene, size=(64, 32))  # 2:1 render, 32 x 32 output
-    scene.t2vz.motion_source = "CAMERA"
+    scene.t2vz.motion_source = "camera"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     assert "another shape than the camera's render (64x32)" in capsys.readouterr().out
 
@@ -111,13 +111,13 @@ def test_bad_cameras_are_refused_before_anything_is_written(scene, fake_client, 
                                                              words):
     camera_shot(scene)
     settings = scene.t2vz
-    settings.motion_source = "CAMERA"
+    settings.motion_source = "camera"
     if problem == "panoramic":
         scene.camera.data.type = "PANO"
     elif problem == "no camera":
         scene.camera = None
     else:
-        settings.motion_plane = "OBJECT"
+        settings.motion_plane = "object"
     with pytest.raises(RuntimeError, match=words):
         bpy.ops.t2vz.generate()
     assert not fake_client.requests and job_dirs(tmp_path) == [] and not generated_strips(scene)
@@ -128,29 +128,29 @@ def test_the_blender_command_line_takes_the_motion(scene, fake_client, tmp_path,
     empty = bpy.data.objects.new("Floor", None)
     scene.collection.objects.link(empty)
     cli = submodule("cli")
-    assert cli.execute(["generate", "--mode", "text2video", "--motion", "camera", "--motion-plane", "object",
+    assert cli.execute(["generate", "--mode", "text2video", "--motion-source", "camera", "--motion-plane", "object",
                         "--motion-plane-object", "Floor"]) == 0
     (request,) = fake_client.requests
     assert len(request.motion_homographies) == 3
-    assert (scene.t2vz.motion_source, scene.t2vz.motion_plane) == ("CAMERA", "OBJECT")
-    assert cli.execute(["generate", "--motion", "camera", "--motion-plane-object", "Nope"]) == 2
+    assert (scene.t2vz.motion_source, scene.t2vz.motion_plane) == ("camera", "object")
+    assert cli.execute(["generate", "--motion-source", "camera", "--motion-plane-object", "Nope"]) == 2
     assert "no empty or mesh object 'Nope'" in capsys.readouterr().err
 
 
 def test_load_parameters_restores_the_motion_choice(scene, fake_client):  # noqa: F811
     camera_shot(scene)
-    scene.t2vz.motion_source = "CAMERA"
+    scene.t2vz.motion_source = "camera"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
-    scene.t2vz.motion_source = "DRIFT"
+    scene.t2vz.motion_source = "drift"
     (strip,) = generated_strips(scene)
     submodule("operators.settings").apply_request(scene.t2vz, json.loads(strip["t2vz_request"]))
-    assert scene.t2vz.motion_source == "CAMERA"
+    assert scene.t2vz.motion_source == "camera"
 
 
 @pytest.mark.skipif(not worker_has_torch(), reason="the worker Python has no torch")
 def test_a_real_worker_renders_the_camera_motion(scene, tmp_path):  # noqa: F811
     camera_shot(scene)
-    scene.t2vz.motion_source = "CAMERA"
+    scene.t2vz.motion_source = "camera"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (strip,) = generated_strips(scene)
     assert len(strip.elements) == 3

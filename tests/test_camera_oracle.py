@@ -124,7 +124,7 @@ def test_a_plane_leaving_the_view_is_warned_about():
 def test_pure_rotation_and_distant_need_no_plane():
     scene, camera = cs.build()
     cs.animate(camera, {"rotation": (62.0, 0.0, 10.0), "lens": 40.0})  # turns and zooms in place
-    auto, _ = camera_motion.camera_homographies(scene, SimpleNamespace(motion_plane="AUTO",
+    auto, _ = camera_motion.camera_homographies(scene, SimpleNamespace(motion_plane="auto",
                                                                        motion_plane_object=None), 1, 3)
     scene.frame_set(1)
     view0 = camera_motion.read_view(scene)
@@ -139,12 +139,12 @@ def test_a_plane_object_carries_the_picture():
     empty = bpy.data.objects.new("Wall", None)
     scene.collection.objects.link(empty)
     empty.location = (0.0, 0.0, 0.0)  # its XY plane is the ground: the same homographies as Ground
-    on_object = SimpleNamespace(motion_plane="OBJECT", motion_plane_object=empty)
+    on_object = SimpleNamespace(motion_plane="object", motion_plane_object=empty)
     a, _ = camera_motion.camera_homographies(scene, on_object, 1, 3)
     b, _ = camera_motion.camera_homographies(scene, cs.GROUND, 1, 3)
     np.testing.assert_allclose(a["motion_homographies"], b["motion_homographies"], atol=1e-9)
     with pytest.raises(SceneError, match="no object is chosen"):
-        camera_motion.camera_homographies(scene, SimpleNamespace(motion_plane="OBJECT", motion_plane_object=None),
+        camera_motion.camera_homographies(scene, SimpleNamespace(motion_plane="object", motion_plane_object=None),
                                           1, 3)
 
 
