@@ -124,7 +124,7 @@ def vector_dir(scene: Any, settings: Any, job_dir: Path) -> tuple[str, Writer]:
 
 
 def camera_motion(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path, request: Any,
-                  warnings: list[str]) -> tuple[dict[str, Any], list[Callable[[], object]]]:
+                  warnings: list[str]) -> tuple[dict[str, Any], list[Writer]]:
     """Request fields for a camera Motion over timeline ``frames``, and the writers of its files (after the check).
 
     Scene Camera reads the camera now (cheap: homographies in the request); Scene Camera + Depth plans
@@ -138,7 +138,7 @@ def camera_motion(scene: Any, settings: Any, frames: tuple[int, int], job_dir: P
                              "add a camera and make it active (Ctrl+Numpad 0), or use Motion: Constant Drift",
                              setting="motion_source")
     width, height = request.width, request.height
-    writers: list[Callable[[], object]] = []
+    writers: list[Writer] = []
     if settings.motion_source == motion_choices.CAMERA:
         fields, found = camera_homographies(scene, settings, *frames)
         warnings.extend(found)
