@@ -12,9 +12,10 @@ from warp_reference import bilinear
 
 from t2vz_backend import homography
 from t2vz_backend.errors import InvalidRequestError
+from t2vz_backend.pipelines.baseline import independent_stills
 from t2vz_backend.pipelines.motion import DRIFT, HOMOGRAPHY, MotionPlan, plan_motion, translation_shifts
 from t2vz_backend.pipelines.warp import homography_warp, translate
-from t2vz_backend.protocol import MotionKey, TextToVideoRequest
+from t2vz_backend.protocol import ControlVideoRequest, EditVideoRequest, MotionKey, TextToVideoRequest
 
 
 def _latent(h: int = 16, w: int = 24) -> torch.Tensor:
@@ -191,3 +192,11 @@ def test_plan_refuses_a_homography_count_that_does_not_match_the_video():
     with pytest.raises(InvalidRequestError) as info:
         plan_motion(request, [1, 2], 3, (192, 128), tuple(x.shape[2:]))
     assert info.value.field == "motion_homographies" and "3 frames" in info.value.message
+
+
+@pytest.mark.parametrize("cls", [TextToVideoRequest, ControlVideoRequest, EditVideoRequest])
+def test_the_baseline_has_no_camera_motion_in_any_mode(cls):
+    moved = cls(output_dir="o", baseline=True, motion_homographies=(homography.IDENTITY,) * 2, motion_flow="f.npy",
+                motion_occlusion="o.npy", motion_width=64, motion_height=48, motion_y=0.1)
+    still, _ = independent_stills(moved, None)
+    assert (still.motion_homographies, still.motion_flow, still.motion_occlusion, still.motion_y) == ((), "", "", 0)

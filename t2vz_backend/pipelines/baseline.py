@@ -26,7 +26,8 @@ def independent_stills(request: AnyRequest, state: CrossFrameState | None) -> tu
     changes = dict(NO_MOTION) if isinstance(request, MotionRequest) else {}
     if isinstance(request, TextToVideoRequest):
         changes.update(smooth_bg=False)
-    return dataclasses.replace(request, **changes), state
+    changes = {name: value for name, value in changes.items() if getattr(request, name) != value}
+    return (dataclasses.replace(request, **changes) if changes else request), state
 
 
 # Every motion field at MotionRequest's default: no drift, camera path, homographies or displacement fields.
