@@ -9,6 +9,7 @@ User mode (default)::
 
     python3 install_deps.py                      # venv in the per-user data folder, torch for the GPU found
     python3 install_deps.py --torch cpu          # force a torch build: auto, cuda, rocm, mps, cpu
+    python3 install_deps.py --farm               # also Ray, to render on a farm (python -m t2vz_backend farm)
     <blender python> install_deps.py --target DIR  # no venv: pip --target DIR for Blender's own Python
 
 Developer mode::
@@ -49,6 +50,7 @@ REQUIREMENTS_DIR = REPO_ROOT / "requirements"
 BACKEND_REQUIREMENTS = REQUIREMENTS_DIR / "backend.txt"
 DEV_REQUIREMENTS = REQUIREMENTS_DIR / "dev.txt"
 DEV_CONSTRAINTS = REQUIREMENTS_DIR / "constraints-dev.txt"
+FARM_REQUIREMENTS = REQUIREMENTS_DIR / "farm.txt"  # Ray: --farm for users, always for --dev (the farm tests)
 DEV_VENV = REPO_ROOT / ".venv"
 
 # The torch that users get, one version for every flavour. 2.13 is the line the test suite runs against, and its
@@ -266,6 +268,7 @@ class Options:
     find_links: tuple[Path, ...] = ()
     offline: bool = False
     dry_run: bool = False
+    farm: bool = False  # also install Ray (requirements/farm.txt) for render farms
 
 
 @dataclass(frozen=True)
@@ -371,6 +374,8 @@ def create_venv_step(python: str, venv: Path) -> Step:
 def user_plan(options: Options, machine: Machine, torch: TorchBuild, data_dir: Path, venv_exists: bool) -> Plan:
     """The plan of user mode: torch for this machine plus requirements/backend.txt, in a venv or a --target folder."""
     requirements = [*torch.pins(), *read_requirements(BACKEND_REQUIREMENTS)]
+    if options.farm:
+        requirements += read_requirements(FARM_REQUIREMENTS)
     # The PyTorch index is an extra index, not a replacement: every other package still comes from PyPI (or the
     # user's configured mirror). The local version label in the torch pins makes those two come from the extra index.
     index = ["--extra-index-url", torch.index_url] if torch.index_url and not options.offline else []
@@ -404,6 +409,7 @@ def dev_plan(options: Options, system: str, venv_exists: bool) -> Plan:
     requirements = [
         *read_requirements(BACKEND_REQUIREMENTS, exclude=DEV_EXCLUDED),
         *read_requirements(DEV_REQUIREMENTS, exclude=DEV_EXCLUDED),
+        *read_requirements(FARM_REQUIREMENTS),
     ]
     # -c on the pip call: requirements listed here, or pulled in by them, can never move torch off the CPU build.
     constraint = ("-c", str(DEV_CONSTRAINTS))
@@ -428,7 +434,7 @@ def check_python(version: tuple[int, int], options: Options) -> None:
 
 def make_plan(options: Options, probes: Probes) -> tuple[Plan, Machine]:
     """Gather the facts (the only impure part of planning) and build the plan for them."""
-    for path in (BACKEND_REQUIREMENTS, DEV_REQUIREMENTS, DEV_CONSTRAINTS):
+    for path in (BACKEND_REQUIREMENTS, DEV_REQUIREMENTS, DEV_CONSTRAINTS, FARM_REQUIREMENTS):
         if not path.is_file():
             raise InstallError(f"{path} is missing: keep the requirements/ folder next to install_deps.py")
     machine = probe_machine(probes)
@@ -615,6 +621,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
                         help="also look for wheels in DIR (repeatable)")
     parser.add_argument("--offline", action="store_true", help="pip --no-index: install only from --find-links folders")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, create nothing")
+    parser.add_argument("--farm", action="store_true", help="also install Ray, for rendering on a farm "
+                                                            "(python -m t2vz_backend farm; --dev always has it)")
     args = parser.parse_args(argv)
     if args.dev and (args.torch != "auto" or args.torch_index):
         parser.error("--dev always uses the CPU build of torch; drop --torch/--torch-index")
@@ -628,6 +636,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         find_links=tuple(folder.expanduser().absolute() for folder in args.find_links),
         offline=args.offline,
         dry_run=args.dry_run,
+        farm=args.farm,
     )
 
 

@@ -13,10 +13,11 @@ _cli_handle = None
 
 def _modules() -> tuple:
     from . import preferences, properties
-    from .operators import backend, generate, settings
-    from .ui import panels
+    from .operators import backend, generate, report, settings
+    from .ui import consistency, panels, thumbnails
 
-    return (properties, preferences, generate, backend, settings, panels)  # registered in this order
+    # registered in this order (a sub-panel after its parent)
+    return (properties, preferences, generate, backend, settings, report, panels, consistency, thumbnails)
 
 
 def register() -> None:

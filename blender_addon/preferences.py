@@ -9,9 +9,9 @@ Blender reads the ``bpy.props`` annotations as objects.
 import os
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from .backend.t2vz_backend import model_refs
+from .backend.t2vz_backend import model_refs, protocol, validation
 from .core import compat, environment, installer, request_builder, session, settings_table
 from .core.errors import T2VZAddonError
 from .properties import annotations
@@ -23,6 +23,26 @@ def _draw(self, context):
     from .ui.preferences import draw_preferences
 
     draw_preferences(self, context, self.layout)
+
+
+def _farm_properties() -> dict:
+    """The Farm preferences (issue 15): where Render on Farm sends jobs. They fill a ``protocol.FarmSpec``, not a
+    request, so they are not rows of the settings table; their defaults and bounds are FarmSpec's and LIMITS'."""
+    spec, ranges = protocol.FarmSpec(), validation.LIMITS["farm.ranges"]
+    bounds = {"min": int(ranges.min), "max": int(ranges.max), "soft_max": int(ranges.soft_max)}
+    return {
+        "farm_address": StringProperty(name="Ray Address", description="The Ray cluster: 'auto' (the cluster this "
+                                       "machine belongs to), HOST:PORT of its head node, or empty for a private "
+                                       "local Ray instance on this machine", default=spec.address),
+        "farm_ranges": IntProperty(name="Ranges", description="Split the job into this many contiguous frame "
+                                   "ranges; 0: one per GPU of the cluster", default=spec.ranges, **bounds),
+        "farm_token_file": StringProperty(name="Token File", description="The cluster's Ray authentication token "
+                                          "file (empty: RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)",
+                                          subtype="FILE_PATH", default=spec.token_file),
+        "farm_shared_storage": BoolProperty(name="Shared Storage", description="The output folder is at the same "
+                                            "path on every machine of the cluster: workers write frames there "
+                                            "directly instead of sending them back", default=spec.shared_storage),
+    }
 
 
 T2VZ_AP_preferences = type("T2VZ_AP_preferences", (bpy.types.AddonPreferences,), {
@@ -61,6 +81,7 @@ T2VZ_AP_preferences = type("T2VZ_AP_preferences", (bpy.types.AddonPreferences,),
         "unsaved_output_dir": StringProperty(name="Unsaved Files", description="Output folder while the .blend "
                                              "file is not saved yet; empty: a t2vz folder in Blender's user data",
                                              subtype="DIR_PATH", default=""),
+        **_farm_properties(),
     },
 })
 
@@ -93,6 +114,7 @@ def prefs_view(prefs) -> request_builder.PrefsView:
         device=prefs.device, dtype=prefs.dtype, vae_batch=prefs.vae_batch, offline=effective_offline(prefs),
         allow_pickle=prefs.allow_pickle, compile=prefs.compile, channels_last=prefs.channels_last,
         few_step_lora=_model(prefs.few_step_lora) if prefs.few_step_lora.strip() else "",
+        report_clip=_model(prefs.report_clip) if prefs.report_clip.strip() else "",
     )
 
 
@@ -108,6 +130,16 @@ def client_config(prefs) -> session.ClientConfig:
     choice = environment.EnvChoice(prefs.python_source, bpy.path.abspath(prefs.python_path))
     backend = environment.resolve_backend(choice)
     return session.ClientConfig(session.SUBPROCESS, backend, tuple(sorted(extra.items())))
+
+
+def farm_spec(prefs, **changes):
+    """The Farm preferences as the contract's ``FarmSpec`` (``changes`` that are not None override them)."""
+    import dataclasses
+
+    token = bpy.path.abspath(prefs.farm_token_file) if prefs.farm_token_file.strip() else ""
+    spec = protocol.FarmSpec(address=prefs.farm_address.strip(), ranges=prefs.farm_ranges, token_file=token,
+                             shared_storage=prefs.farm_shared_storage)
+    return dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
 
 
 def user_output_dir() -> str:

@@ -1,4 +1,4 @@
-"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,worker,tiny,check}``.
+"""The command line: ``python -m t2vz_backend {text2video,controlnet,pix2pix,run,farm,worker,report,tiny,check}``.
 
 Job options are generated from the request dataclasses: ``--motion-x`` sets ``motion_x`` and its default is the
 dataclass default, so the CLI, the worker and the add-on can never disagree. A few fields have friendlier forms:
@@ -34,9 +34,11 @@ from .protocol import (
     EditVideoRequest,
     Event,
     Failed,
+    FarmSpec,
     FrameWritten,
     JobRequest,
     LoraSpec,
+    MotionRequest,
     Progress,
     TextToVideoRequest,
     preset_values,
@@ -74,9 +76,27 @@ HELP = {
     "smooth_bg_strength": "weight kept from each frame's own background", "input": "folder of frames or a movie",
     "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
     "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
+    # camera motion (docs/camera_motion.md)
+    "motion_flow": "per-frame displacement fields in pixels (frame k -> frame 0): a float32 .npy (frames, H, W, 2) "
+                   "or a folder of EXR / 16-bit PNG maps; overrides the other motion options",
+    "motion_occlusion": "with --motion-flow: where frame k shows what frame 0 does not (fresh noise there): a .npy "
+                        "(frames, H, W) or a folder of masks, white = disoccluded",
+    "motion_width": "the frame width the homographies/flows are measured in (0: the output width)",
+    "motion_height": "the frame height the homographies/flows are measured in (0: the output height)",
 }
+HELP.update({  # the consistency report (quality/) and its baseline
+    "report": "also write report.json/.png/.html next to the frames: warp error, flow-compensated PSNR/SSIM and "
+              "CLIP metrics of the result, with a contact sheet marking its worst frame pairs",
+    "report_clip": "CLIP model (hub id or folder) for the report's CLIP metrics; offline it must be on disk "
+                   "('' = not computed)",
+    "report_vectors": "folder of Blender Vector-pass EXRs (one per frame): exact motion for the report",
+    "report_compare": "another result's frame folder: the report measures it the same way and shows both",
+    "baseline": "render independent stills (cross-frame attention and motion off, the same seeds) to measure the "
+                "method against",
+})
 CHOICES = {name: values for name, values in FIELD_CHOICES.items() if name != "device"}  # device: also cuda:N
-SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path"}
+SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path",
+           "motion_homographies"}
 OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
              "controls": "--control", "frame_prompts": "--frame-prompt"}
 MODES = {"text2video": TextToVideoRequest, "controlnet": ControlVideoRequest, "pix2pix": EditVideoRequest}
@@ -100,12 +120,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("job", help="path of the job file")
     run.add_argument("--out", dest="output_dir", default=None, help="write to this folder instead of the file's")
     run.add_argument("--overwrite", action="store_true", default=None, help="allow a non-empty output folder")
+    from .farm_cli import add_farm_command  # issue 15: the farm command (options from protocol.FarmSpec)
+
+    add_farm_command(sub)
+    assemble = sub.add_parser("assemble", help="check a folder rendered in ranges is complete and write its preview")
+    assemble.add_argument("folder", help="the job's output folder")
+    assemble.add_argument("--frames", metavar="A-B", type=_frame_range, default=(0, -1),
+                          help="the job's frames, all of which must be there (default: lowest to highest present)")
+    assemble.add_argument("--fps", type=float, default=TextToVideoRequest.fps, help="preview frame rate")
+    assemble.add_argument("--preview", choices=[p for p in FIELD_CHOICES["preview"] if p], default="mp4",
+                          help="preview format")
     worker = sub.add_parser("worker", help="serve JSON-line commands on stdin, events on stdout (for the add-on)")
     worker.add_argument("--no-previews", action="store_true", help="do not send preview thumbnails")
+    _add_report_command(sub)
     sub.add_parser("tiny", help="build the tiny random smoke-test model and print its folder")
     check = sub.add_parser("check", help="print Python, torch, the device and its memory")
     check.add_argument("--device", default="auto", help="device to describe (default: auto)")
     return parser
+
+
+def _add_report_command(sub: Any) -> None:
+    """``report OUT_DIR``: the consistency report of any folder of frames (quality/command.py)."""
+    report = sub.add_parser("report", help="measure the temporal consistency of a folder of frames (ours or any)",
+                            description="Write report.json, report.png and report.html for the frames in FOLDER.")
+    report.add_argument("folder", metavar="OUT_DIR", help="the folder of frames to measure")
+    report.add_argument("--source", metavar="DIR", default="",
+                        help="the frames (folder or movie) the result was made from: the motion is measured there")
+    report.add_argument("--source-start", metavar="N", type=int, default=0, help="source frame of frame 0")
+    report.add_argument("--vectors", metavar="DIR", default="", help="Blender Vector-pass EXRs: exact motion")
+    report.add_argument("--compare", metavar="OTHER_DIR", default="", help="another result to show side by side")
+    report.add_argument("--clip-model", metavar="REF", default=None,
+                        help="CLIP model (hub id or folder) for the CLIP metrics (default: the job's, else none)")
+    report.add_argument("--prompt", default=None, help="the text for CLIP text alignment (default: the job's)")
+    report.add_argument("--offline", action="store_true", help="never touch the network (CLIP model from disk)")
+    report.add_argument("--device", default="cpu", help="device for the CLIP model (default: cpu)")
+    report.add_argument("--out", dest="report_dir", metavar="DIR", default="",
+                        help="write the report files here (default: OUT_DIR)")
 
 
 def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest]) -> None:
@@ -134,6 +184,10 @@ def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest])
             continue
         metavar = "{" + ",".join(CHOICES[spec.name]) + "}" if spec.name in CHOICES else spec.name.upper()
         parser.add_argument(flag, type=tp, metavar=metavar, default=argparse.SUPPRESS, help=text)
+    if issubclass(cls, MotionRequest):
+        parser.add_argument("--motion-homographies", metavar="FILE", type=_homographies, default=argparse.SUPPRESS,
+                            help="one 3x3 homography per frame mapping frame k's pixels to frame 0's: a JSON list "
+                                 "of 9 numbers (row by row) or 3x3 lists per frame, or a .npy of shape (frames, 3, 3)")
     if cls is TextToVideoRequest:
         parser.add_argument("--frame-prompt", dest="frame_prompts", action="append", default=argparse.SUPPRESS,
                             metavar="TEXT", help="one prompt per frame, in order (repeat once per frame)")
@@ -214,7 +268,34 @@ def _control(text: str) -> ControlSpec:
     return ControlSpec(kind=kind, path=path, scale=scale)
 
 
-def _load_job_file(args: argparse.Namespace) -> JobRequest:
+def _homographies(path: str) -> tuple[tuple[float, ...], ...]:
+    """``--motion-homographies FILE``: a JSON list (9 numbers or 3x3 per frame) or a .npy (frames, 3, 3)."""
+    try:
+        if path.lower().endswith(".npy"):
+            import numpy as np
+
+            rows = np.load(path, allow_pickle=False).tolist()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                rows = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read homographies from {path}: {exc}") from None
+    if not isinstance(rows, list):
+        raise argparse.ArgumentTypeError(f"{path} holds no list of homographies")
+    out = []
+    for k, m in enumerate(rows):
+        flat = [v for row in m for v in row] if m and isinstance(m[0], list) else m
+        if not isinstance(flat, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in flat):
+            raise argparse.ArgumentTypeError(f"{path}: entry {k} is not a list of numbers")
+        out.append(tuple(float(v) for v in flat))
+    return tuple(out)
+
+
+def _load_job_file(args: argparse.Namespace) -> tuple[JobRequest, FarmSpec | None]:
+    """The job file's request (with --out/--overwrite applied) and its farm entry (None: not a farm job)."""
+    from .farm_cli import split_farm_entry
+
     try:
         with open(args.job, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -222,11 +303,12 @@ def _load_job_file(args: argparse.Namespace) -> JobRequest:
         raise InvalidRequestError(f"cannot read job file {args.job}: {exc.strerror}", hint="check the path") from None
     except ValueError as exc:
         raise InvalidRequestError(f"job file {args.job} is not JSON: {exc}", hint="fix the file") from None
+    data, farm = split_farm_entry(data)  # issue 15: a "farm" object beside or inside the request
     if isinstance(data, dict) and "request" in data and "type" not in data:
         data = data["request"]  # a t2vz.json sidecar: redo its job
     request = request_from_dict(data)
     changes = {k: v for k, v in (("output_dir", args.output_dir), ("overwrite", args.overwrite)) if v is not None}
-    return dataclasses.replace(request, **changes)
+    return dataclasses.replace(request, **changes), farm
 
 
 def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> int:
@@ -240,6 +322,14 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
     from .service.jobs import run_job
 
     stream = stream or sys.stderr
+    return run_cancellable(lambda cancelled: run_job(request, cache=ModelCache(), emit=ProgressBar(stream),
+                                                     should_cancel=cancelled), stream)
+
+
+def run_cancellable(run: typing.Callable[[typing.Callable[[], bool]], Done], stream: typing.TextIO,
+                    cancelled_text: str = "cancelled; partial output removed") -> int:
+    """``run(should_cancel)`` with Ctrl-C as a cancel (a second one stops at once); prints the output folder.
+    Returns the exit status: 0 done, 130 cancelled."""
     cancel = threading.Event()
 
     def on_interrupt(_signum: int, _frame: Any) -> None:
@@ -251,9 +341,9 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
     previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() \
         else None
     try:
-        done = run_job(request, cache=ModelCache(), emit=ProgressBar(stream), should_cancel=cancel.is_set)
+        done = run(cancel.is_set)
     except (JobCancelled, KeyboardInterrupt):
-        stream.write("cancelled; partial output removed\n")
+        stream.write(cancelled_text + "\n")
         return 130
     finally:
         if previous is not None:
@@ -273,6 +363,17 @@ def main(argv: list[str] | None = None) -> int:
             return worker_main(previews=not args.no_previews)
         if args.command == "check":
             return _check(args.device)
+        if args.command == "report":
+            from .quality.command import run_report_command
+
+            return run_report_command(args)
+        if args.command == "assemble":  # issue 15: the last task of a job rendered in ranges
+            from .service.assemble import assemble
+
+            first, last = args.frames
+            print(assemble(args.folder, first=first, count=last - first + 1 if last >= first else 0, fps=args.fps,
+                           preview=args.preview))
+            return 0
         if args.command == "tiny":
             from .models.tiny import LABEL, ensure_tiny_models
 
@@ -281,13 +382,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"  ({LABEL})")
             return 0
         os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")  # before torch is imported
-        request = _load_job_file(args) if args.command == "run" else request_from_args(args)
+        farm = None
+        if args.command in ("run", "farm"):
+            request, farm = _load_job_file(args)
+        else:
+            request = request_from_args(args)
+        if args.command == "farm" or farm is not None:
+            from .farm_cli import farm_from_args, run_farm_request
+
+            return run_farm_request(request, farm_from_args(args, farm))
         return run_request(request)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except T2VZError as exc:
         where = _option_for(exc.field) if args.command in MODES else exc.field
+        if exc.field.startswith("farm."):  # issue 15: farm options are --ranges, --retries, ...
+            where = "--" + exc.field[len("farm."):].replace("_", "-")
         print(f"error: {where + ': ' if where else ''}{exc}", file=sys.stderr)
         return 2
     except Exception:

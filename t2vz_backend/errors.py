@@ -63,3 +63,16 @@ class OutOfMemory(T2VZError):
     """The device ran out of memory; the hint suggests a smaller chunk size or lower precision."""
 
     kind = "out_of_memory"
+
+
+class FarmError(T2VZError):
+    """A farm job cannot run or finish: Ray cannot be reached, no worker fits, or a range failed after its retries.
+
+    ``keep_output`` is set when the frames rendered so far are kept (unfinished and marked) for ``--resume``.
+    """
+
+    kind = "farm"
+
+    def __init__(self, message: str, *, hint: str = "", field: str = "", keep_output: bool = False) -> None:
+        super().__init__(message, hint=hint, field=field)
+        self.keep_output = keep_output

@@ -6,7 +6,7 @@ imports neither bpy nor torch: the add-on ships it inside its zip and the worker
 JSON shapes::
 
     request  {"type": "text2video" | "controlnet" | "pix2pix", ...fields}
-    event    {"type": "progress" | "frame" | "preview" | "done" | "failed" | ..., ...fields}
+    event    {"type": "progress" | "frame" | "preview" | "report" | "done" | "failed" | ..., ...fields}
     command  {"op": "run", "id": "...", "job": <request>} | {"op": "cancel", "id": "..."} | {"op": "unload"}
              | {"op": "ping", "version": "..."} | {"op": "shutdown"}
 
@@ -111,23 +111,60 @@ class JobRequest:
     cache_depth: int = 1
     compile: bool = False
     channels_last: bool = False
+    # --- Temporal-consistency report (t2vz_backend/quality/) and its baseline ---
+    report: bool = False  # also write report.json/.png/.html: warp error, PSNR/SSIM, CLIP metrics of the result
+    report_clip: str = ""  # CLIP model (hub id or folder) for the report's CLIP metrics; "" = not computed
+    report_vectors: str = ""  # folder of Blender Vector-pass EXRs, one per frame: the report's exact motion
+    report_compare: str = ""  # another result's folder: the report measures it the same way and shows both
+    # independent stills: cross-frame attention, motion dynamics and background smoothing off, the same seeds,
+    # so a report of it against the normal job shows what the method adds (pipelines/baseline.py)
+    baseline: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.TYPE, **encode(self)}
 
 
+# --- Motion dynamics (camera motion; docs/camera_motion.md) --------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class TextToVideoRequest(JobRequest):
+class MotionRequest(JobRequest):
+    """The motion-dynamics fields every mode shares: how the anchor latent is warped for each frame.
+
+    One motion source is used, the first given of: ``motion_flow`` (per-pixel displacement fields, e.g. from depth),
+    ``motion_homographies`` (one 3x3 matrix per frame, e.g. from the Blender camera), ``motion_path`` (pan, zoom,
+    roll keys) and the constant drift ``motion_x``/``motion_y``. Conventions (docs/camera_motion.md): pixel
+    coordinates have their origin at the top-left corner of the frame, x right, y down, pixel (i, j) covering
+    [i, i+1) x [j, j+1), so its centre is (i + 0.5, j + 0.5); a homography or a displacement maps a pixel of frame k
+    to where the same content is in frame 0.
+    """
+
+    motion_x: float = 0.0  # translation per frame, as a fraction of the frame width (paper's lambda / 512)
+    motion_y: float = 0.0  # ... and of the frame height. Content moves left/up for positive values
+    motion_path: tuple[MotionKey, ...] = ()  # optional per-frame camera pose; overrides motion_x/motion_y
+    motion_mode: str = "clean"  # "clean": exact sub-pixel shifts; "parity": the reference implementation's rounding
+    # One 3x3 matrix per frame (9 numbers, row-major): (x0, y0, 1) ~ H_k (xk, yk, 1) in pixels; H_0 = identity.
+    motion_homographies: tuple[tuple[float, ...], ...] = ()
+    # Per-frame displacement fields (pixels): source = p + d_k(p). A float32 .npy stack (frames, H, W, 2) or a
+    # folder of EXR (R = dx, G = dy) / 16-bit PNG maps (docs/camera_motion.md), one per frame.
+    motion_flow: str = ""
+    # With motion_flow: where frame k shows what frame 0 does not (disoccluded). A .npy stack (frames, H, W) or a
+    # folder of masks, white/nonzero = disoccluded; those latent cells get fresh noise, never warped content.
+    motion_occlusion: str = ""
+    motion_width: int = 0  # the frame size, in pixels, homographies and flows are measured in; 0 = the output size
+    motion_height: int = 0
+
+
+@dataclass(frozen=True)
+class TextToVideoRequest(MotionRequest):
     """Text2Video-Zero text->video: motion dynamics in the latents plus cross-frame attention (paper Sect. 3)."""
 
     TYPE: ClassVar[str] = "text2video"
 
     prompt: str = ""
     frame_prompts: tuple[str, ...] = ()  # optional, one prompt per frame (overrides ``prompt`` frame by frame)
-    motion_x: float = 12 / 512  # translation per frame, as a fraction of the frame width (paper's lambda / 512)
-    motion_y: float = 12 / 512  # ... and of the frame height. Content moves left/up for positive values
-    motion_path: tuple[MotionKey, ...] = ()  # optional per-frame camera pose; overrides motion_x/motion_y
-    motion_mode: str = "clean"  # "clean": exact sub-pixel shifts; "parity": the reference implementation's rounding
+    motion_x: float = 12 / 512  # the paper's constant drift: 12 px of 512 per frame
+    motion_y: float = 12 / 512
     t0: int = 881  # T' as a training timestep (noise level) where the anchor latent is warped
     t1: int = 941  # T as a training timestep: all frames are denoised from here
     smooth_bg: bool = False  # background smoothing with the warped anchor (paper Sect. 3.3), needs ``mask_dir``
@@ -136,7 +173,7 @@ class TextToVideoRequest(JobRequest):
 
 
 @dataclass(frozen=True)
-class ControlVideoRequest(JobRequest):
+class ControlVideoRequest(MotionRequest):
     """ControlNet-guided video: shared initial noise, cross-frame attention in the UNet and every ControlNet."""
 
     TYPE: ClassVar[str] = "controlnet"
@@ -149,13 +186,15 @@ class ControlVideoRequest(JobRequest):
     height: int = 0
     frames: int = 0
     long_side: int = 512  # when width/height are 0: scale the control frames so their long side is this
-    motion_x: float = 0.0  # motion dynamics are off by default: the control maps drive the video
-    motion_y: float = 0.0
+    # Motion dynamics are off by default (no motion field given): the control maps drive the video.
 
 
 @dataclass(frozen=True)
-class EditVideoRequest(JobRequest):
-    """Video Instruct-Pix2Pix: edit a frame sequence with an instruction, 3-way guidance, cross-frame attention."""
+class EditVideoRequest(MotionRequest):
+    """Video Instruct-Pix2Pix: edit a frame sequence with an instruction, 3-way guidance, cross-frame attention.
+
+    Motion dynamics are off by default (no motion field given): each frame starts from its own noise.
+    """
 
     TYPE: ClassVar[str] = "pix2pix"
 
@@ -169,6 +208,28 @@ class EditVideoRequest(JobRequest):
     height: int = 0
     frames: int = 0
     long_side: int = 512  # input resized so its long side is this (multiples of 8, aspect kept); 0 = native size
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Farm (issue 15): how one job is split across a Ray cluster. Bounds in validation.LIMITS ("farm.<field>").
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FarmSpec:
+    """Render one job as contiguous frame ranges on a Ray cluster (``python -m t2vz_backend farm``, a job file's
+    ``"farm"`` entry, or a worker ``run`` command's ``"farm"``). Frames equal the single-machine run's."""
+
+    address: str = ""  # Ray cluster: "" = Ray's default (RAY_ADDRESS, else a new local instance), "auto", HOST:PORT
+    ranges: int = 0  # split into this many contiguous ranges; 0 = one per worker (unless range_frames is set)
+    range_frames: int = 0  # or: ranges of this many frames each (the last may be shorter); 0 = use ``ranges``
+    workers: int = 0  # actors to start; 0 = one per GPU of the cluster, or one per cpus_per_worker CPUs without GPUs
+    gpus_per_worker: float = 1.0  # GPUs each actor reserves (0.5 = two actors share a GPU); 0 = CPU workers
+    cpus_per_worker: int = 1  # CPU workers: cores reserved, and torch threads of any worker that renders on a CPU
+    retries: int = 3  # how often a range may be retried (on any worker) after a worker or node is lost
+    shared_storage: bool = False  # output_dir is the same path on every worker: workers write frames in place
+    token_file: str = ""  # the cluster's Ray auth token file (RAY_AUTH_TOKEN_PATH); "" = Ray's (~/.ray/auth_token)
+    resume: bool = False  # continue an unfinished farm job in output_dir: render only its missing frames
 
 
 REQUEST_TYPES: dict[str, type[JobRequest]] = {
@@ -220,7 +281,7 @@ class Progress(Event):
 
     TYPE: ClassVar[str] = "progress"
 
-    stage: str = "denoise"  # "load", "prepare", "denoise", "decode"
+    stage: str = "denoise"  # "load", "prepare", "denoise", "decode", "report" (steps = frame pairs measured)
     step: int = 0
     total_steps: int = 0
     frames_done: int = 0
@@ -261,6 +322,31 @@ class Done(Event):
 
 
 @dataclass(frozen=True)
+class Report(Event):
+    """The job's consistency report is written (``report`` option): its files and headline figures.
+
+    Sent after the files are in the output folder and before ``Done``. Figures: warp error in 8-bit levels (lower
+    is steadier), PSNR in dB, SSIM 0-1, CLIP frame consistency 0-1 and text alignment (100 x cosine), -1 where not
+    computed; ``flow`` says where the motion came from: "vectors", "source" or "output".
+    """
+
+    TYPE: ClassVar[str] = "report"
+
+    path: str = ""  # report.json
+    image: str = ""  # report.png (contact sheet + warp error per pair)
+    page: str = ""  # report.html
+    flow: str = ""
+    warp_error: float = 0.0
+    warp_error_max: float = 0.0
+    worst_pair: int = 0  # global frame t of the worst pair t -> t+1
+    psnr: float = 0.0
+    ssim: float = 0.0
+    clip_consistency: float = -1.0
+    clip_text: float = -1.0
+    compared_warp_error: float = -1.0  # the compared result's (report_compare), -1 without one
+
+
+@dataclass(frozen=True)
 class Failed(Event):
     TYPE: ClassVar[str] = "failed"
 
@@ -297,7 +383,7 @@ class Log(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (Progress, FrameWritten, Preview, Done, Failed, Pong, Unloaded, Log)
+    cls.TYPE: cls for cls in (Progress, FrameWritten, Preview, Done, Failed, Pong, Unloaded, Log, Report)
 }
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -310,9 +396,13 @@ class RunJob:
     OP: ClassVar[str] = "run"
     id: str
     job: AnyRequest
+    farm: FarmSpec | None = None  # render on a Ray cluster instead of in the worker (service/farm.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"op": self.OP, "id": self.id, "job": self.job.to_dict()}
+        data = {"op": self.OP, "id": self.id, "job": self.job.to_dict()}
+        if self.farm is not None:
+            data["farm"] = encode(self.farm)
+        return data
 
 
 @dataclass(frozen=True)
@@ -374,6 +464,15 @@ def request_from_dict(data: Any) -> AnyRequest:
     return decode(cls, {k: v for k, v in data.items() if k != "type"}, "")
 
 
+def farm_from_dict(data: Any) -> FarmSpec | None:
+    """A ``FarmSpec`` from parsed JSON (``None`` stays None: no farm), strictly, errors naming ``farm.<field>``."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("'farm' must be a JSON object", field="farm", hint='e.g. {"ranges": 4}')
+    return decode(FarmSpec, data, "farm.")
+
+
 def event_from_dict(data: Any) -> Event:
     if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
         raise InvalidRequestError(f"not an event: {data!r:.80}", field="type")
@@ -387,14 +486,15 @@ def command_from_dict(data: Any) -> Command:
     op = data.get("op")
     rest = {k: v for k, v in data.items() if k != "op"}
     if op == "run":
-        unknown = set(rest) - {"id", "job"}
+        unknown = set(rest) - {"id", "job", "farm"}
         if unknown:
             name = sorted(unknown)[0]
-            raise InvalidRequestError(f"unknown field {name!r} in a run command", field=name, hint="use id and job")
+            raise InvalidRequestError(f"unknown field {name!r} in a run command", field=name,
+                                      hint="use id, job and (optionally) farm")
         job_id = rest.get("id", "")
         if not isinstance(job_id, str):
             raise InvalidRequestError("field 'id' must be a string", field="id")
-        return RunJob(id=job_id, job=request_from_dict(rest.get("job")))
+        return RunJob(id=job_id, job=request_from_dict(rest.get("job")), farm=farm_from_dict(rest.get("farm")))
     cls = {"cancel": Cancel, "unload": Unload, "ping": Ping, "shutdown": Shutdown}.get(op)
     if cls is None:
         raise InvalidRequestError(

@@ -31,11 +31,15 @@ ADDON_OWNED = {
     "pass_pose": "which scene passes to render", "pass_depth": "", "depth_source": "", "pass_canny": "",
     "mask_collection": "which objects to render as masks",
     "use_few_step_lora": "whether loras gets the few-step LoRA of the preferences (the Draft preset)",
+    "motion_source": "camera motion: what the add-on turns into motion_homographies / motion_flow",
+    "motion_plane": "camera motion: the plane the homographies are made over", "motion_plane_object": "",
     "text2video": "per-mode group", "controlnet": "per-mode group", "pix2pix": "per-mode group",
     "scene": "per-mode group",
+    "render_on_farm": "where the job runs (issue 15: the Ray cluster of the Farm preferences)",
 }
 PREFS_OWNED = {"backend_mode", "python_source", "python_path", "install_torch", "hf_home", "output_root",
-               "unsaved_output_dir", "few_step_lora"}
+               "unsaved_output_dir", "few_step_lora",
+               "farm_address", "farm_ranges", "farm_token_file", "farm_shared_storage"}  # issue 15: FarmSpec's
 # Request fields the add-on fills from elsewhere than a setting default (sources, the output folder, Blender).
 FILLED_BY_THE_JOB = {"output_dir", "controls", "input", "input_start", "mask_dir", "offline", "model"}
 

@@ -123,6 +123,35 @@ def test_scene_passes_pose_and_depth(scene):  # noqa: F811
     assert request["controls"][0]["path"].endswith("pose.json") and len(os.listdir(request["controls"][1]["path"])) == 2
 
 
+def test_scene_passes_with_the_consistency_report_and_its_baseline(scene):  # noqa: F811
+    """The Vector pass reaches the worker's report, the Report event reaches the strip, the baseline compares."""
+    _camera_scene(scene)
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 1.0))
+    cube = bpy.context.active_object
+    for frame, x in ((1, -0.3), (2, 0.3)):
+        cube.location.x = x
+        cube.keyframe_insert("location", frame=frame)
+    settings = scene.t2vz
+    settings.mode, settings.pass_pose, settings.pass_depth, settings.report = "SCENE", False, True, True
+    assert bpy.ops.t2vz.generate() == {"FINISHED"}
+    (strip,) = generated_strips(scene)
+    request = json.loads(strip["t2vz_request"])
+    assert request["report"] and sorted(os.listdir(request["report_vectors"])) == ["vector_0001.exr",
+                                                                                  "vector_0002.exr"]
+    stored = json.loads(strip["t2vz_report"])
+    assert stored["flow"] == "vectors" and os.path.isfile(stored["image"]) and stored["warp_error"] >= 0
+    document = json.loads(Path(stored["path"]).read_text())
+    assert document["flow"]["path"] == request["report_vectors"] and document["frames"]["count"] == 2
+    scene.sequence_editor.active_strip = strip
+    assert bpy.ops.t2vz.baseline(strip=strip.name) == {"FINISHED"}
+    stills = next(s for s in generated_strips(scene) if s != strip)
+    assert stills.name.endswith("stills") and stills.channel > strip.channel
+    baseline = json.loads(stills["t2vz_request"])
+    assert baseline["baseline"] and os.path.samefile(baseline["report_compare"], bpy.path.abspath(strip.directory))
+    compared = json.loads(stills["t2vz_report"])
+    assert compared["compared_warp_error"] == stored["warp_error"]
+
+
 def test_text_to_video_with_background_smoothing(scene):  # noqa: F811
     _camera_scene(scene)
     bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 1.0))

@@ -229,6 +229,15 @@ def settings(**changes):
     return SimpleNamespace(**base)
 
 
+def test_the_consistency_report_setting_reaches_the_request():
+    view = request_builder.PrefsView(base_model="tiny", report_clip="openai/clip-vit-base-patch32")
+    on = request_builder.build_request(settings(report=True), view, "/o")
+    assert on.report and on.report_clip == "openai/clip-vit-base-patch32"
+    assert not request_builder.build_request(settings(), view, "/o").report  # the contract's default: off
+    scene = request_builder.build_request(settings(mode="SCENE", report=True), view, "/o", report_vectors="/v")
+    assert scene.report_vectors == "/v"
+
+
 def test_request_per_mode():
     view = request_builder.PrefsView(base_model="tiny", pix2pix_model="p2p", controlnet_models={"canny": "cn"})
     t2v = request_builder.build_request(settings(), view, "/o")

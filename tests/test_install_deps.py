@@ -24,7 +24,7 @@ _spec.loader.exec_module(deps)
 
 BACKEND_PACKAGES = (
     "diffusers", "transformers", "accelerate", "safetensors", "peft", "controlnet-aux", "opencv-python-headless",
-    "pillow", "numpy", "av", "huggingface_hub",
+    "pillow", "numpy", "av", "huggingface_hub", "matplotlib", "openexr",
 )
 
 
@@ -390,3 +390,17 @@ def test_dev_dry_run_subprocess(tmp_path: Path) -> None:
     assert pip_lines and all("-c " + str(deps.DEV_CONSTRAINTS) in line for line in pip_lines)
     assert "'bpy==4.5.*'" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+# --- --farm (issue 15) ------------------------------------------------------------------------------------------
+
+
+def test_farm_adds_ray_to_the_user_plan_and_dev_always_has_it() -> None:
+    def packages(plan: deps.Plan) -> set[str]:
+        return {deps.canonical_name(n) for argv in pip_steps(plan) for n in deps.project_names(argv[4:])}
+
+    assert "ray" not in packages(user_plan("cpu", "Linux"))
+    assert "ray" in packages(user_plan("cpu", "Linux", farm=True))
+    assert "ray" in packages(dev_plan())
+    assert deps.parse_args(["--farm"]).farm and not deps.parse_args([]).farm
+    assert deps.read_requirements(deps.FARM_REQUIREMENTS) == ["ray==2.60.0"]

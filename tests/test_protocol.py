@@ -24,6 +24,7 @@ from t2vz_backend.protocol import (
     Pong,
     Preview,
     Progress,
+    Report,
     RunJob,
     Shutdown,
     TextToVideoRequest,
@@ -57,6 +58,9 @@ EVENTS = [
     Pong(version="0.1.0", protocol=PROTOCOL_VERSION, python="3.11.7", torch="2.13.0", device="cpu"),
     Unloaded(models=2),
     Log(job_id="a", level="warning", message="careful"),
+    Report(job_id="a", path="/tmp/out/report.json", image="/tmp/out/report.png", page="/tmp/out/report.html",
+           flow="source", warp_error=3.25, warp_error_max=9.5, worst_pair=4, psnr=31.5, ssim=0.93,
+           compared_warp_error=7.75),
 ]
 COMMANDS = [RunJob(id="job-1", job=r) for r in REQUESTS] + [Cancel(id="job-1"), Cancel(), Unload(), Ping(version="1"),
                                                              Shutdown()]

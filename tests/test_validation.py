@@ -8,13 +8,20 @@ import typing
 
 import pytest
 
-from t2vz_backend.protocol import REQUEST_TYPES, ControlSpec, ControlVideoRequest, LoraSpec, TextToVideoRequest
+from t2vz_backend.protocol import (
+    REQUEST_TYPES,
+    ControlSpec,
+    ControlVideoRequest,
+    FarmSpec,
+    LoraSpec,
+    TextToVideoRequest,
+)
 from t2vz_backend.validation import LIMITS, validate_request
 
 # Numeric fields whose rule is not a plain range (checked by their own code in validation.py).
 RULED_ELSEWHERE = {"frame_start", "frame_end", "controls.start", "controls.end", "controls.low_threshold",
                    "controls.high_threshold"}
-NESTED = {"controls": ControlSpec, "loras": LoraSpec}
+NESTED = {"controls": ControlSpec, "loras": LoraSpec, "farm": FarmSpec}
 
 
 def numeric_fields() -> set[str]:

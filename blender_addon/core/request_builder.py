@@ -26,7 +26,8 @@ from .settings_table import (
 
 PREVIEW_DIR = "(job folder)"  # output_dir of preview requests; the real one is made when the job starts
 # Request fields that only the job's sources fill in: not reported until they are staged.
-SOURCE_FIELDS = ("output_dir", "input", "controls", "mask_dir")
+SOURCE_FIELDS = ("output_dir", "input", "controls", "mask_dir", "report_vectors", "report_compare", "motion_flow",
+                 "motion_occlusion")
 _REQUEST = protocol.JobRequest
 
 
@@ -46,6 +47,7 @@ class PrefsView:
     compile: bool = _REQUEST.compile
     channels_last: bool = _REQUEST.channels_last
     few_step_lora: str = model_refs.DEFAULT_FEW_STEP_LORA  # applied where the scene's Few-Step LoRA is on
+    report_clip: str = _REQUEST.report_clip  # CLIP model of the consistency report ("" = not computed)
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,9 @@ def control_spec(settings: Any, prefs: PrefsView, kind: str, path: str, start: i
 
 
 def build_request(settings: Any, prefs: PrefsView, output_dir: str, source: SourceInput | None = None,
-                  controls: tuple[protocol.ControlSpec, ...] = (), mask_dir: str = "") -> Any:
-    """The request the settings make; ``source``/``controls``/``mask_dir`` come from the job inputs."""
+                  controls: tuple[protocol.ControlSpec, ...] = (), mask_dir: str = "", report_vectors: str = "") -> Any:
+    """The request the settings make; ``source``/``controls``/``mask_dir``/``report_vectors`` (the scene's Vector
+    pass, for the consistency report) come from the job inputs."""
     mode = modes.get(settings.mode)
     values = {**contract.request_values(settings, mode.key, SCENE_SETTINGS),
               **contract.request_values(prefs, mode.key, PREFERENCE_SETTINGS), "output_dir": output_dir}
@@ -100,7 +103,8 @@ def build_request(settings: Any, prefs: PrefsView, output_dir: str, source: Sour
                                      extract=settings.control_input == "EXTRACT"),)
         values.update(controls=controls, frames=source.frames if source else 0)
     elif mode.key == modes.SCENE:
-        values.update(controls=controls, frames=frame_count(settings) if settings.use_frame_range else 0)
+        values.update(controls=controls, frames=frame_count(settings) if settings.use_frame_range else 0,
+                      report_vectors=report_vectors)
     else:
         values.update(input=source.path if source else "", input_start=source.start if source else 0,
                       frames=source.frames if source else 0)

@@ -44,6 +44,8 @@ class JobState:
     dead_since: float = 0.0  # when the client was first seen dead (its own worker_died event may still be queued)
     client: Any = None
     context: dict[str, Any] = field(default_factory=dict)  # caller data (where the strip goes), opaque here
+    preview: Any = None  # the latest Preview event: a thumbnail of the newest finished frame (ui/thumbnails.py)
+    report: Any = None  # the Report event of a job with the consistency report on
 
     @property
     def finished(self) -> bool:
@@ -110,6 +112,11 @@ class JobState:
             self.status = CANCELLED if event.kind == "cancelled" else FAILED
         elif isinstance(event, protocol.Log):
             self.message = event.message
+        elif isinstance(event, protocol.Preview):
+            if self.preview is None or event.index >= self.preview.index:
+                self.preview = event
+        elif isinstance(event, protocol.Report):
+            self.report = event
 
 
 _current: JobState | None = None
@@ -124,12 +131,13 @@ def is_running() -> bool:
     return _current is not None and not _current.finished
 
 
-def start(client: Any, request: Any, label: str = "", context: dict[str, Any] | None = None) -> JobState:
-    """Submit ``request`` and make it the current job."""
+def start(client: Any, request: Any, label: str = "", context: dict[str, Any] | None = None,
+          farm: Any = None) -> JobState:
+    """Submit ``request`` (to the Ray farm of ``farm``, a ``FarmSpec``, when given) and make it the current job."""
     global _current
     if is_running():
         raise RuntimeError("a T2V-Zero job is already running")  # operators check first; a bug if reached
-    job_id = client.submit(request)
+    job_id = client.submit(request, farm=farm) if farm is not None else client.submit(request)
     _current = JobState(job_id=job_id, request=request, label=label, client=client, context=dict(context or {}))
     return _current
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend.t2vz_backend import model_refs
-from . import contract, modes
+from . import contract, modes, motion_choices
 from .contract import Setting
 from .modes import CONTROLNET, PIX2PIX, SCENE, SOURCE_MODES, TEXT2VIDEO
 
 CONTROL_MODES = (CONTROLNET, SCENE)
+CAMERA_MODES = (TEXT2VIDEO, SCENE)  # the modes whose frames the scene camera can move
 SIZED_MODES = (*SOURCE_MODES, SCENE)  # modes that size their frames from a source (or the scene passes)
 CONTROL_KINDS = tuple(model_refs.DEFAULT_CONTROLNETS)  # the kinds the backend has a default ControlNet for
 _KIND_LABELS = {"canny": ("Edges", "Canny edges (ControlNet canny)"), "depth": ("Depth", "Depth maps (ControlNet "
@@ -115,6 +116,22 @@ SCENE_SETTINGS: tuple[Setting, ...] = (
             ("smooth_bg_strength",), (TEXT2VIDEO,), ui={"subtype": "FACTOR"}),
     Setting("mask_collection", "Mask Objects", "Objects whose masks mark the foreground for background smoothing",
             modes=(TEXT2VIDEO,), kind="pointer", ui={"type": "Collection"}, cli=False),
+    Setting("report", "Consistency Report", "Also measure how steady the result is (warp error, PSNR/SSIM, CLIP "
+            "metrics) and show it in the strip's Consistency panel; scene-pass jobs render the Vector pass for "
+            "exact motion", ("report",)),
+    # Farms (issue 15): add-on-owned; the job goes to the Ray cluster of the Farm preferences (generate --farm).
+    Setting("render_on_farm", "Render on Farm", "Send the job to the Ray cluster set in the add-on preferences "
+            "(Farm): its frame ranges render on every GPU at once, with the same frames as here", kind="bool",
+            default=False, cli=False),
+    # Camera motion (docs/camera_motion.md): add-on-owned choices; the request carries their result (homographies
+    # or displacement fields), not the choice.
+    Setting("motion_source", "Motion", "What moves the generated world from frame to frame", modes=CAMERA_MODES,
+            kind="enum", items=motion_choices.MOTION_SOURCES),
+    Setting("motion_plane", "Motion Plane", "Scene Camera: the surface the picture lies on", modes=CAMERA_MODES,
+            kind="enum", items=motion_choices.MOTION_PLANES),
+    Setting("motion_plane_object", "Motion Plane Object", "An empty or a plane mesh whose local XY plane carries "
+            "the picture (Motion Plane: Plane Object)", modes=CAMERA_MODES, kind="pointer",
+            ui={"type": "Object", "poll": motion_choices.is_plane_object}, cli=False),
 )
 
 _MODEL_HELP = "A Hugging Face hub id, a diffusers folder or a single checkpoint file"
@@ -140,6 +157,9 @@ PREFERENCE_SETTINGS: tuple[Setting, ...] = (
     Setting("vae_batch", "VAE Batch", "Frames decoded at a time (lower: less memory)", ("vae_batch",)),
     Setting("offline", "Offline", "Use only models already on disk; also on whenever Blender's online access is off",
             ("offline",)),
+    Setting("report_clip", "CLIP Model", "CLIP model of the consistency report's CLIP metrics: a hub id (e.g. "
+            "openai/clip-vit-base-patch32) or a folder; offline it must be on disk. Empty: not computed",
+            ("report_clip",)),
     Setting("allow_pickle", "Allow Pickle Checkpoints", "Load .ckpt/.pt/.pth/.bin model files. They can run "
             "arbitrary code when loaded: only for files from a source you trust", ("allow_pickle",)),
     Setting("compile", "Compile", "torch.compile the UNet's layers: the first job of a worker compiles for minutes, "

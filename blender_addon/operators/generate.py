@@ -12,6 +12,7 @@ import bpy
 from .. import jobs, preferences
 from ..core import compat, runner
 from ..core.errors import T2VZAddonError
+from ..ui import thumbnails
 from .boundary import error_boundary
 
 TIMER_S = 0.2
@@ -48,7 +49,9 @@ class JobDriver:
 
     def run_plan(self, context: Any, plan: jobs.JobPlan) -> set[str]:
         if headless(context):
-            return self.added(jobs.run_blocking(plan))
+            return self.added(jobs.run_blocking(plan))  # prints the plan's warnings
+        for warning in plan.warnings:
+            self.report({"WARNING"}, f"T2V-Zero: {warning}")
         self._job = jobs.launch(plan)
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_S, window=context.window)
@@ -70,6 +73,7 @@ class JobDriver:
         """One timer step: drain events, update the UI, and finish the job once it has ended."""
         job = self._job
         runner.pump(job)
+        thumbnails.update(job)  # the newest frame's thumbnail for the panel (here: main thread, between events)
         set_status(context, job.status_line())
         tag_redraw(context)
         if not job.finished:
@@ -101,7 +105,10 @@ class T2VZ_OT_generate(JobDriver, bpy.types.Operator):
     @error_boundary
     def execute(self, context):
         scene = compat.sequencer_scene(context)
-        plan = jobs.prepare(scene, context.scene.t2vz, preferences.get_prefs(context), pass_scene=context.scene)
+        settings = context.scene.t2vz
+        prefs = preferences.get_prefs(context)
+        farm = preferences.farm_spec(prefs) if settings.render_on_farm else None  # issue 15: Render on Farm
+        plan = jobs.prepare(scene, settings, prefs, pass_scene=context.scene, farm=farm)
         return self.run_plan(context, plan)
 
 

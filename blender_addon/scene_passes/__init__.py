@@ -5,6 +5,7 @@ Public API (what the operators and the CLI call; all raise ``SceneError`` with a
 - ``render_depth_maps(scene, frame_start, frame_end, out_dir, *, source="auto", near=None, far=None)`` -> PNG paths
 - ``export_pose_keypoints(scene, frame_start, frame_end, out_path, *, armatures=None)`` -> JSON path
 - ``render_object_masks(scene, objects, frame_start, frame_end, out_dir)`` -> PNG paths
+- ``render_vector_pass(scene, frame_start, frame_end, out_dir)`` -> EXR paths (exact motion for the report)
 - ``keypoint_mapping(armature)`` -> which bone (and end) gives each keypoint, for panels
 
 Renders use Cycles on the CPU with one sample and restore every render setting they change (``render_settings``);
@@ -19,6 +20,7 @@ from .depth import render_depth_maps
 from .errors import SceneError
 from .masks import render_object_masks
 from .pose_keypoints import export_pose_keypoints, keypoint_mapping
+from .vectors import render_vector_pass
 
 __all__ = [
     "KEYPOINT_NAMES",
@@ -29,4 +31,5 @@ __all__ = [
     "keypoint_mapping",
     "render_depth_maps",
     "render_object_masks",
+    "render_vector_pass",
 ]

@@ -28,6 +28,7 @@ from .errors import SceneError
 DEPTH_SOCKETS = ("Depth",)
 MIST_SOCKETS = ("Mist",)
 INDEX_SOCKETS = ("IndexOB", "Object Index")
+VECTOR_SOCKETS = ("Vector",)
 
 
 def has_node_group_compositor(scene: bpy.types.Scene) -> bool:
@@ -85,8 +86,12 @@ def pass_socket(node: bpy.types.Node, names: Sequence[str]) -> bpy.types.NodeSoc
                      "report this Blender version to the add-on's issue tracker")
 
 
-def add_exr_output(tree: bpy.types.NodeTree, names: Sequence[str]) -> tuple[bpy.types.Node, dict[str, object]]:
-    """A File Output node writing each of ``names`` as a 32-bit float EXR; returns the node and name -> input socket."""
+def add_exr_output(tree: bpy.types.NodeTree, names: Sequence[str], vectors: Sequence[str] = ()
+                   ) -> tuple[bpy.types.Node, dict[str, object]]:
+    """A File Output node writing each of ``names`` as a 32-bit float EXR; returns the node and name -> input socket.
+
+    ``vectors``: the names that carry a 4-component pass (the Vector pass: channels X, Y, Z, W), not one value.
+    """
     node = tree.nodes.new("CompositorNodeOutputFile")
     image_format = node.format
     if hasattr(image_format, "media_type"):
@@ -96,7 +101,9 @@ def add_exr_output(tree: bpy.types.NodeTree, names: Sequence[str]) -> tuple[bpy.
     if hasattr(node, "file_output_items"):  # 5.x
         node.file_output_items.clear()
         for name in names:
-            node.file_output_items.new("FLOAT", name)
+            item = node.file_output_items.new("VECTOR" if name in vectors else "FLOAT", name)
+            if name in vectors and hasattr(item, "vector_socket_dimensions"):
+                item.vector_socket_dimensions = 4
         node.file_name = ""
     else:  # 4.x: rename the default "Image" slot (removing a slot leaks memory in 4.5), then add the others
         node.file_slots[0].path = names[0]

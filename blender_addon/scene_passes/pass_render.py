@@ -21,13 +21,14 @@ Configure = Callable[[ScopedSettings, bpy.types.ViewLayer], None]
 
 def render_exr_passes(scene: bpy.types.Scene, frame_start: int, frame_end: int, scratch_dir: str,
                       outputs: Sequence[tuple[str, Sequence[str]]], configure: Configure | None = None,
-                      ) -> list[dict[str, str]]:
+                      vectors: Sequence[str] = ()) -> list[dict[str, str]]:
     """Render frames ``frame_start..frame_end``; per frame, output name -> path of its EXR in ``scratch_dir``.
 
     Args:
         outputs: (output name, Render Layers socket names) pairs, e.g. ``("depth", compositor.DEPTH_SOCKETS)``.
         configure: called with the scoped settings and the view layer before the compositor is built, to enable
             passes and make other scoped changes (all restored afterwards).
+        vectors: output names whose pass has four components (the Vector pass), written as X, Y, Z, W.
     """
     check_scene(scene, frame_start, frame_end)
     view_layer = pass_view_layer(scene)
@@ -37,7 +38,7 @@ def render_exr_passes(scene: bpy.types.Scene, frame_start: int, frame_end: int, 
             configure(scoped, view_layer)
         with compositor.temporary_compositor(scene) as tree:
             layers = compositor.add_render_layers(tree, scene, view_layer)
-            output, inputs = compositor.add_exr_output(tree, [name for name, _ in outputs])
+            output, inputs = compositor.add_exr_output(tree, [name for name, _ in outputs], vectors)
             for name, sockets in outputs:
                 tree.links.new(compositor.pass_socket(layers, sockets), inputs[name])
             for frame in range(frame_start, frame_end + 1):

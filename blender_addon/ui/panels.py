@@ -10,11 +10,12 @@ from typing import Any
 import bpy
 
 from .. import preferences
-from ..core import compat, modes, request_builder, runner
+from ..core import compat, modes, motion_choices, request_builder, runner
 from ..core.errors import T2VZAddonError
 from ..core.settings_table import owner
 from ..operators.settings import PRESET_ITEMS
 from ..timeline import sequencer
+from . import thumbnails
 
 
 def _problems(context: Any) -> dict[str, list[Any]]:
@@ -51,13 +52,17 @@ def draw_job(layout: Any) -> bool:
         return False
     box = layout.box()
     if not job.finished:
+        split = box.split(factor=0.7) if thumbnails.live_icon(job) else box
+        column = split.column()
         text = f"{job.stage}: {job.step_text()}" if job.total_steps else job.message or job.stage
         if job.total_frames:
             text += f", frames {job.frames_done}/{job.total_frames}"
-        compat.draw_progress(box, job.fraction, text)
-        row = box.row()
+        compat.draw_progress(column, job.fraction, text)
+        row = column.row()
         row.label(text=job.eta_text() or "estimating…", icon="TIME")
         row.operator("t2vz.cancel", icon="CANCEL")
+        if split is not box:  # the newest finished frame, next to the progress bar
+            split.template_icon(icon_value=thumbnails.live_icon(job), scale=3.0)
         return True
     if job.status == runner.DONE:
         box.label(text=f"Done: {len(job.done.frames)} frames", icon="CHECKMARK")
@@ -69,6 +74,21 @@ def draw_job(layout: Any) -> bool:
         if job.failure and job.failure.hint:
             col.label(text=job.failure.hint, icon="BLANK1")
     return False
+
+
+def draw_motion(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
+    """The Motion choice: the drift vector, or the scene camera's plane (docs/camera_motion.md)."""
+    layout.prop(settings, "motion_source")
+    if settings.motion_source == motion_choices.DRIFT:
+        if settings.mode == modes.TEXT2VIDEO:
+            prop(layout, settings, "motion", problems, text="Drift")
+        return
+    if settings.motion_source == motion_choices.CAMERA:
+        layout.prop(settings, "motion_plane")
+        if settings.motion_plane == motion_choices.OBJECT:
+            layout.prop(settings, "motion_plane_object")
+    if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range:
+        layout.label(text="Frames: the scene's frame range", icon="CAMERA_DATA")
 
 
 class SequencerPanel:
@@ -110,6 +130,7 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         prop(layout, settings, "chunk_size", problems)
         prop(layout, settings, "exact_anchor", problems)
         self.draw_speed(layout, settings, problems)
+        prop(layout, settings, "report", problems)
         draw_problems(layout, [p for key, group in problems.items() if key.startswith("prefs.") or key == ""
                                for p in group])
         self.draw_source(layout, context, settings)
@@ -117,6 +138,7 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
         row.scale_y = 1.5
         row.enabled = not running
         row.operator("t2vz.generate", icon="RENDER_ANIMATION")
+        row.prop(settings, "render_on_farm", text="", icon="NETWORK_DRIVE")  # issue 15: Render on Farm
 
     @staticmethod
     def draw_speed(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
@@ -142,15 +164,17 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
 
     @staticmethod
     def draw_frames(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
-        if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range:
+        camera = settings.motion_source in motion_choices.CAMERA_SOURCES
+        if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range and not camera:
             prop(layout, settings, "frames", problems)
         layout.prop(settings, "use_frame_range")
         if settings.use_frame_range:
             col = layout.column(align=True)
             col.prop(settings, "frame_range_start")
             col.prop(settings, "frame_range_end")
+        if settings.mode in (modes.TEXT2VIDEO, modes.SCENE):
+            draw_motion(layout, settings, problems)
         if settings.mode == modes.TEXT2VIDEO:
-            prop(layout, settings, "motion", problems)
             row = layout.row(align=True)
             row.prop(settings, "t0")
             row.prop(settings, "t1")

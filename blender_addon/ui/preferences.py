@@ -36,7 +36,7 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
     box = layout.box()
     box.label(text="Models", icon="FILE_3D")
     for name in ("base_model", "model_config", *(f"controlnet_{kind}" for kind in settings_table.CONTROL_KINDS),
-                 "pix2pix_model", "allow_pickle"):
+                 "pix2pix_model", "report_clip", "allow_pickle"):
         box.prop(prefs, name)
     box.prop(prefs, "hf_home")
 
@@ -57,6 +57,14 @@ def draw_preferences(prefs: Any, context: Any, layout: Any) -> None:
         box.label(text="Blender's online access is off: jobs run offline (only models on disk)", icon="INFO")
     box.prop(prefs, "output_root")
     box.prop(prefs, "unsaved_output_dir")
+
+    box = layout.box()  # issue 15: where Render on Farm sends jobs
+    box.label(text="Farm (Ray)", icon="NETWORK_DRIVE")
+    box.prop(prefs, "farm_address")
+    box.prop(prefs, "farm_ranges")
+    box.prop(prefs, "farm_token_file")
+    box.prop(prefs, "farm_shared_storage")
+    box.label(text="The backend environment needs Ray: install_deps.py --farm", icon="INFO")
 
 
 def _draw_found_env(layout: Any) -> None:

@@ -44,6 +44,7 @@ class CrossFrameState:
     cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     text: TextBatch | None = None  # the text of the model call in progress (set by the noise predictor)
     text_cache: TextKVCache = field(default_factory=TextKVCache)  # per-job text K/V of every attn2
+    per_frame: bool = False  # baseline (pipelines/baseline.py): every frame attends to itself only, as a still
 
     @contextlib.contextmanager
     def recording(self, branches: int) -> Iterator[None]:
@@ -58,7 +59,7 @@ class CrossFrameState:
     @contextlib.contextmanager
     def replaying(self, branches: int) -> Iterator[None]:
         """Run a chunk of non-anchor frames (``branches`` * f rows) against the recorded anchor K/V."""
-        if not self.cache:
+        if not self.cache and not self.per_frame:
             raise RuntimeError("replay without a recorded anchor pass")  # an internal ordering bug
         self.mode, self.branches = REPLAY, branches
         try:
@@ -83,7 +84,7 @@ class CrossFrameAttnProcessor:
         rows, tokens, _ = hidden_states.shape
         heads = attn.heads
         query = attn.to_q(hidden_states)
-        if state.mode == OFF:  # installed but outside the loop: ordinary per-row self-attention
+        if state.mode == OFF or state.per_frame:  # outside the loop, or a baseline: per-row self-attention
             key = split_heads(attn.to_k(hidden_states), heads)
             value = split_heads(attn.to_v(hidden_states), heads)
             out = sdpa(split_heads(query, heads), key, value, attn.scale, state.query_chunk)

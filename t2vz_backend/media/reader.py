@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +69,14 @@ def natural_key(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.lower()))
 
 
-def list_images(folder: PathLike) -> list[Path]:
-    """Image files of ``folder`` in natural order; refuses an empty folder or one that mixes image types."""
+def list_images(folder: PathLike, exclude: Collection[str] = ()) -> list[Path]:
+    """Image files of ``folder`` in natural order; refuses an empty folder or one that mixes image types.
+
+    ``exclude``: file names that are not frames (a consistency report's ``report.png`` next to the frames).
+    """
     folder = Path(folder)
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.suffix.lower() in IMAGE_EXTENSIONS]
+             and p.suffix.lower() in IMAGE_EXTENSIONS and p.name not in exclude]
     if not files:
         raise InputError(f"no images in folder {folder}",
                          hint=f"put frames ({', '.join(sorted(IMAGE_EXTENSIONS))}) in it or choose another folder")
@@ -324,3 +327,27 @@ def resize_frames(frames: Sequence[np.ndarray], size: tuple[int, int], *, resamp
     width, height = size
     return [frame if frame.shape[:2] == (height, width)
             else np.asarray(Image.fromarray(frame).resize((width, height), filters[resample])) for frame in frames]
+
+
+# --- Streaming reads (quality/ reports): one frame at a time, for clips too long to hold in memory -------------------
+
+
+def iter_frames(path: PathLike, *, start: int = 0, count: int | None = None, fps: float | None = None,
+                source_fps: float | None = None) -> Iterator[np.ndarray]:
+    """The frames ``read_frames`` returns (same range, rate and size checks), decoded only as they are consumed."""
+    kind, items, all_picks, out_fps = _timeline(path, fps, source_fps)
+    n = check_frame_range(path, start, count, len(all_picks), out_fps)
+    picks = all_picks[start:start + n]
+    decoded = _decode_items(kind, Path(path), items, set(picks))
+    first: tuple[np.ndarray, str] | None = None
+    index, frame = -1, None
+    try:
+        for pick in picks:  # non-decreasing; a repeated pick (upsampling) yields the same frame again
+            while index < pick:
+                index, frame, name = next(decoded)
+                if first is None:
+                    first = (frame, name)
+                check_same_size(frame, first[0], name, first[1])
+            yield frame
+    finally:
+        decoded.close()  # a movie's container closes here, even when the consumer stops early

@@ -100,6 +100,11 @@ def is_sigma_space(scheduler: Any) -> bool:
     return type(scheduler).__name__ in SIGMA_SPACE_CLASSES
 
 
+def may_jump(scheduler: Any) -> bool:
+    """True for VP ε-prediction schedulers: T′ may then leave a coarse grid in one DDIM step (sampling/schedule.py)."""
+    return not is_sigma_space(scheduler) and scheduler.config.get("prediction_type") == "epsilon"
+
+
 def _missing(name: str, dependency: str, detail: str = "") -> DependencyError:
     message = f"scheduler {name!r} needs the optional package {dependency!r}, which is not installed"
     if detail:

@@ -32,6 +32,7 @@ from ..protocol import (
     Done,
     Event,
     Failed,
+    FarmSpec,
     Ping,
     Pong,
     RunJob,
@@ -120,8 +121,8 @@ class WorkerClient(EventStream):
         assert isinstance(reply, Pong)
         return reply
 
-    def submit(self, request: AnyRequest, job_id: str | None = None) -> str:
-        """Queue ``request`` on the worker; returns the job id its events carry."""
+    def submit(self, request: AnyRequest, job_id: str | None = None, farm: FarmSpec | None = None) -> str:
+        """Queue ``request`` on the worker (on a Ray farm with ``farm``); returns the job id its events carry."""
         job_id = job_id or uuid.uuid4().hex[:12]
         # Where the worker (whose cwd is self.cwd) will write, and whether that existed before: for cleanup on a crash.
         output_dir = request.output_dir and os.path.join(self.cwd or os.getcwd(),
@@ -129,7 +130,7 @@ class WorkerClient(EventStream):
         with self._lock:
             self._jobs[job_id] = (output_dir, not output_dir or os.path.exists(output_dir))
         try:
-            self._send(RunJob(id=job_id, job=request))
+            self._send(RunJob(id=job_id, job=request, farm=farm))
         except BackendError:
             with self._lock:
                 self._jobs.pop(job_id, None)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ..protocol import AnyRequest, Done, Event, Failed
+from ..protocol import AnyRequest, Done, Event, Failed, FarmSpec
 
 
 class EventStream:
@@ -23,7 +23,7 @@ class EventStream:
         self._stash: collections.deque[Event] = collections.deque()  # other jobs' events met by iter_events
         self._stash_lock = threading.Lock()
 
-    def submit(self, request: AnyRequest, job_id: str | None = None) -> str:
+    def submit(self, request: AnyRequest, job_id: str | None = None, farm: FarmSpec | None = None) -> str:
         raise NotImplementedError
 
     def poll(self) -> list[Event]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ..protocol import PROTOCOL_VERSION, AnyRequest, Pong, Unload
+from ..protocol import PROTOCOL_VERSION, AnyRequest, FarmSpec, Pong, Unload
 from .event_stream import EventStream
 
 
@@ -38,9 +38,9 @@ class InProcessRunner(EventStream):
         assert isinstance(reply, Pong)
         return reply
 
-    def submit(self, request: AnyRequest, job_id: str | None = None) -> str:
+    def submit(self, request: AnyRequest, job_id: str | None = None, farm: FarmSpec | None = None) -> str:
         self.start()
-        return self._dispatcher.submit(request, job_id or uuid.uuid4().hex[:12])
+        return self._dispatcher.submit(request, job_id or uuid.uuid4().hex[:12], farm=farm)
 
     def cancel(self, job_id: str = "") -> None:
         if self._dispatcher is not None:

@@ -11,7 +11,9 @@ the same (same checks, same files, same events) whichever way it is started. Ste
    schedule's S, the share of the work done, an ETA from the measured rate), every frame is written as a PNG and
    announced with ``FrameWritten`` (and optionally a small ``Preview``);
    ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
-5. write the optional mp4/gif preview and the ``t2vz.json`` sidecar, move everything into ``output_dir``;
+5. write the optional mp4/gif preview, the consistency report when asked (``report``: report.json/.png/.html,
+   quality/, with ``Progress`` stage "report"), and the ``t2vz.json`` sidecar; move everything into ``output_dir``
+   (then a ``Report`` event);
 6. emit and return ``Done``.
 
 On any failure (cancel included) the partial folder is removed, ``Failed`` is emitted and the error is raised again:
@@ -26,6 +28,7 @@ import io
 import os
 import time
 import traceback
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,7 @@ from ..protocol import (
 )
 from ..sampling.context import JobContext
 from ..validation import check_request, frame_range
+from .consistency import measure_staged, report_event, report_record
 from .outputs import StagedOutput, check_output
 from .sidecar import SIDECAR_NAME, build_sidecar, write_sidecar
 
@@ -98,11 +102,19 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
             preview = staged.staged_path(f"preview.{request.preview}")
             write_preview([frames.paths[i] for i in indices], preview, request.fps)
         names = [os.path.basename(frames.paths[i]) for i in indices]
+        report = None
+        if request.report:
+            clock.enter("report")
+            report = measure_staged(request, staged.partial, names, indices[0], job_id, emit, should_cancel)
         timings = clock.finish()
-        write_sidecar(staged.staged_path(SIDECAR_NAME), build_sidecar(
-            request, job_id=job_id, frames=names, first_frame=indices[0], timings=timings,
-            device=_device_info(model, request)))
+        sidecar = build_sidecar(request, job_id=job_id, frames=names, first_frame=indices[0], timings=timings,
+                                device=_device_info(model, request))
+        if report is not None:
+            sidecar["report"] = report_record(report)
+        write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
         moved = staged.commit()
+        if report is not None:
+            emit(report_event(report, job_id, lambda path: moved.get(path, path)))
 
         # 6. Done.
         done = Done(job_id=job_id, output_dir=staged.root, frames=tuple(moved[frames.paths[i]] for i in indices),
@@ -116,17 +128,23 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         oom = isinstance(error, OutOfMemory) and error is not exc
         if oom:  # drop the engine frames' locals (the tensors) but keep the traceback for the log
             traceback.clear_frames(exc.__traceback__)
-        if error is None:
-            emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
-                        hint="this is a bug in t2vz; the backend log has the traceback"))
-            raise
-        emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
-        if error is exc or isinstance(exc, KeyboardInterrupt):
-            raise
-        raise error from exc
+        fail(emit, job_id, exc, error)
     finally:
         if oom:  # the engine frames were cleared above, so dropping the cache really frees the memory
             _free_memory(cache)
+
+
+def fail(emit: Callable[[Event], None], job_id: str, exc: BaseException, error: T2VZError | None) -> typing.NoReturn:
+    """Emit the ``Failed`` event of ``exc`` and raise (inside an ``except`` block of ``exc``): ``error`` is what
+    reports it to the user, re-raised from ``exc`` when it differs; None means a bug, re-raised with its traceback."""
+    if error is None:
+        emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
+                    hint="this is a bug in t2vz; the backend log has the traceback"))
+        raise exc
+    emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
+    if error is exc or isinstance(exc, KeyboardInterrupt):
+        raise exc
+    raise error from exc
 
 
 def expected_frames(request: AnyRequest) -> tuple[int, int]:

@@ -3,10 +3,11 @@
 Rules (checked before any work, enforced again on every write):
 
 1. The output folder is the job's own: it must be empty unless ``overwrite`` (media/writer.py), and it may
-   not lie inside a folder the job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``) unless
-   ``overwrite`` says so. A source that is one file (a movie, an image, a pose JSON) only forbids writing over that
-   file: the output may not be the file or hold it, but may sit beside it (a job folder next to the movie of a
-   .blend file). Paths are compared after ``realpath``, so ``..`` and symlinks cannot dodge the check.
+   not lie inside a folder the job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``,
+   ``motion_flow``, ``motion_occlusion``) unless ``overwrite`` says so. A source that is one file (a movie, an image,
+   a pose JSON, a ``.npy`` stack) only forbids writing over that file: the output may not be the file or hold it,
+   but may sit beside it (a job folder next to the movie of a .blend file). Paths are compared after ``realpath``,
+   so ``..`` and symlinks cannot dodge the check.
 2. Frames are written into ``<output_dir>/.partial-<job id>/`` and moved into ``output_dir`` only when the job is
    complete, so a cancelled or failed job leaves nothing half-written; the user's own files are never touched
    (``overwrite`` replaces frames with the same names, nothing else).
@@ -21,7 +22,7 @@ import re
 import shutil
 
 from ..errors import OutputError
-from ..protocol import ControlVideoRequest, EditVideoRequest, JobRequest, TextToVideoRequest
+from ..protocol import ControlVideoRequest, EditVideoRequest, JobRequest, MotionRequest, TextToVideoRequest
 
 PARTIAL_PREFIX = ".partial-"
 
@@ -52,6 +53,8 @@ def source_paths(request: JobRequest) -> list[tuple[str, str]]:
         sources.extend((f"controls[{i}].path", spec.path) for i, spec in enumerate(request.controls))
     elif isinstance(request, TextToVideoRequest) and request.mask_dir:
         sources.append(("mask_dir", request.mask_dir))
+    if isinstance(request, MotionRequest):  # camera motion fields (docs/camera_motion.md)
+        sources.extend((name, getattr(request, name)) for name in ("motion_flow", "motion_occlusion"))
     return [(name, resolve(path)) for name, path in sources if path]
 
 

@@ -46,6 +46,7 @@ from ..protocol import (
     Command,
     Event,
     Failed,
+    FarmSpec,
     Log,
     Ping,
     Pong,
@@ -96,7 +97,7 @@ class Dispatcher:
     def handle(self, command: Command) -> bool:
         """Handle one parsed command; False for ``shutdown``."""
         if isinstance(command, RunJob):
-            self.submit(command.job, command.id)
+            self.submit(command.job, command.id, farm=command.farm)
         elif isinstance(command, Cancel):
             self.cancel(command.id)
         elif isinstance(command, Unload):
@@ -107,9 +108,10 @@ class Dispatcher:
             return False
         return True
 
-    def submit(self, request: AnyRequest, job_id: str = "") -> str:
-        """Check ``request`` and queue it; returns its job id (``Failed`` is emitted for a bad request)."""
-        from ..validation import check_request
+    def submit(self, request: AnyRequest, job_id: str = "", farm: FarmSpec | None = None) -> str:
+        """Check ``request`` and queue it; returns its job id (``Failed`` is emitted for a bad request). With
+        ``farm`` the job runs on a Ray cluster (``service/farm.py``) instead of in this process."""
+        from ..validation import check_request, validate_farm
         from .outputs import check_output
 
         job_id = job_id or f"job-{next(self._numbers)}"
@@ -121,14 +123,17 @@ class Dispatcher:
             return job_id
         try:
             check_request(request)
-            check_output(request)
+            if farm is None:
+                check_output(request)
+            elif validate_farm(farm):  # the farm's own output rules (resume) are checked when it starts
+                raise validate_farm(farm)[0].to_error()
         except T2VZError as exc:
             self._emit(Failed(job_id=job_id, kind=exc.kind, message=exc.message, hint=exc.hint, field=exc.field))
             return job_id
         flag = threading.Event()
         with self._lock:
             self._active[job_id] = flag
-        self._tasks.put(("run", job_id, request, flag))
+        self._tasks.put(("run", job_id, request, flag, farm))
         return job_id
 
     def cancel(self, job_id: str = "") -> None:
@@ -183,12 +188,12 @@ class Dispatcher:
             if task[0] == "unload":
                 self._emit(Unloaded(models=self._unload()))
                 continue
-            _, job_id, request, flag = task
+            _, job_id, request, flag, farm = task
             with self._lock:
                 if job_id not in self._active:
                     continue  # cancelled while queued, already reported
                 self._running = job_id
-            self._run(job_id, request, flag)
+            self._run(job_id, request, flag, farm)
 
     def _unload(self) -> int:
         if self._cache is None:
@@ -199,13 +204,19 @@ class Dispatcher:
         free_memory()
         return count
 
-    def _run(self, job_id: str, request: AnyRequest, flag: threading.Event) -> None:
+    def _run(self, job_id: str, request: AnyRequest, flag: threading.Event, farm: FarmSpec | None = None) -> None:
         from .jobs import run_job
 
-        log.info("job %s: %s started", job_id, request.TYPE)
+        log.info("job %s: %s started%s", job_id, request.TYPE, " on the farm" if farm else "")
         try:
-            done = run_job(request, cache=self.cache, emit=self._emit, job_id=job_id, previews=self._previews,
-                           should_cancel=lambda: flag.is_set() or self._is_orphaned())
+            if farm is not None:  # issue 15: the job's ranges run on Ray workers; this thread drives them
+                from .farm import run_farm
+
+                done = run_farm(request, farm, emit=self._emit, job_id=job_id,
+                                should_cancel=lambda: flag.is_set() or self._is_orphaned())
+            else:
+                done = run_job(request, cache=self.cache, emit=self._emit, job_id=job_id, previews=self._previews,
+                               should_cancel=lambda: flag.is_set() or self._is_orphaned())
             log.info("job %s: done, %d frames in %s", job_id, len(done.frames), done.output_dir)
         except T2VZError as exc:  # already reported as Failed by run_job
             log.info("job %s: %s: %s", job_id, exc.kind, exc)
