@@ -156,8 +156,8 @@ def texture_engine(monkeypatch):
 
     def engine(request, model, controlnets, ctx):
         first, last = frame_range(request, request.frames)
-        ctx.plan(1)
-        ctx.step()
+        ctx.plan(1, 1)  # one schedule step, one frame-pass
+        ctx.advance(1, step=1)
         for index in range(first, last + 1):
             ctx.frame(index, texture(request.height, request.width, 1.5 * index, 0.0))
 

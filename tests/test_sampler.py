@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from t2vz_backend.sampling.sampler import chunks, passes_per_step
+from t2vz_backend.sampling.sampler import chunks, passes_per_step, single_run_rows
 
 
 def rows(slices) -> list[list[int]]:
@@ -43,3 +43,19 @@ def test_balanced_chunks_are_as_many_calls_of_equal_size(count, size, exact):
     calls = rows(balanced)[1:] if exact else rows(balanced)
     sizes = [len(part) for part in calls]
     assert not sizes or (max(sizes) - min(sizes) <= 1 and max(sizes) <= size and sizes == sorted(sizes, reverse=True))
+
+
+def test_a_sub_range_pads_only_calls_that_then_match_the_single_run():
+    # shared layout, chunk 4, a 9-frame job: single-run calls hold frames 0-3, 4-7, 8
+    def pads(frames, exact=False, job=9):
+        return [single_run_rows(part, frames, 4, exact, job) for part in chunks(len(frames), 4, exact)]
+
+    assert pads(list(range(9))) == [4, 4, 1]  # the single run itself: nothing to pad
+    assert pads([0, 1, 2, 3, 4]) == [4, 4]  # frames 0-4 (farm range): frame 4 alone is padded to 4-7's shape
+    assert pads([0, 5, 6, 7, 8]) == [4, 1]  # 5-8: the anchor stands in for frame 4
+    assert pads([0, 5, 6]) == [4]  # a short range: its one call padded to 4-7's shape
+    assert pads([0, 2, 3]) == [3]  # off the grid: frames would not sit at their rows, so no padding
+    assert pads([0, 1, 2, 3, 4], job=0) == [4, 1]  # job size unknown: never padded
+    # exact layout, chunk 4: single-run calls hold 0 | 1-4 | 5-8; grid ranges need no padding
+    assert pads([0, 5, 6, 7, 8], exact=True) == [1, 4] and pads([0, 1, 2, 3, 4], exact=True) == [1, 4]
+    assert pads([0, 1, 2], exact=True) == [1, 4]

@@ -105,7 +105,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
         latents = denoise(predictor, main, latents, frames, plan.raw[start_index:], state=state, models=models,
                           chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
                           generators=generators, first_index=start_index,
-                          total_steps=len(plan.timesteps), fixed_shapes=request.compile)
+                          total_steps=len(plan.timesteps), fixed_shapes=request.compile, job_frames=count)
 
     # 6. Decode and stream.
     ctx.on_stage("decode")

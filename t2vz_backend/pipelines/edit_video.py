@@ -117,7 +117,7 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
         latents = denoise(predictor, scheduler, latents, frames, plan.raw[start:], state=state, models=models,
                           chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
                           generators=generators, first_index=start, total_steps=len(plan.timesteps),
-                          fixed_shapes=request.compile)
+                          fixed_shapes=request.compile, job_frames=count)
 
     # 6. Decode and stream.
     ctx.on_stage("decode")

@@ -92,7 +92,7 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
         latents = denoise(predictor, main, latents, frames, plan.raw[plan.t1_index:], state=state,
                           models=models, chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
                           generators=generators, first_index=plan.t1_index, total_steps=len(plan.timesteps),
-                          fixed_shapes=request.compile)
+                          fixed_shapes=request.compile, job_frames=request.frames)
 
     # 9. Decode in micro-batches; frames stream to the caller in order.
     ctx.on_stage("decode")

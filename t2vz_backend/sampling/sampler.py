@@ -142,6 +142,27 @@ def chunks(count: int, size: int, exact_anchor: bool = True, balanced: bool = Fa
     return [slice(0, first)] + [slice(s, min(s + size, count)) for s in range(first, count, size)]
 
 
+def single_run_rows(part: slice, frames: Sequence[int], size: int, exact_anchor: bool, job_frames: int) -> int:
+    """Rows of the call that holds ``part``'s frames in the single run of all ``job_frames`` frames, when they sit
+    at the same positions there; otherwise the part's own length.
+
+    Matrix kernels round by call shape, so a sub-range whose calls have the single run's shapes, each frame at its
+    row there, reproduces the single run bit for bit (the farm's ranges, service/farm_plan.py). On the batching
+    grid that holds for every call but, in the shared layout, the last: a range ending at a chunk's first frame
+    has it alone, so that call is padded to the chunk's size. The anchor stands in for its chunk's first frame.
+    """
+    count = part.stop - part.start
+    origin = 0 if not exact_anchor else 1
+    rows = [r for r in range(part.start, part.stop) if r != 0]
+    if job_frames <= 0 or not rows:
+        return count
+    block = (frames[rows[0]] - origin) // size
+    for r in rows:
+        if divmod(frames[r] - origin, size) != (block, r - part.start):
+            return count
+    return max(count, min(size, job_frames - origin - block * size))
+
+
 def passes_per_step(frames: int, chunk_size: int, exact_anchor: bool = True) -> int:
     return len(chunks(frames, chunk_size, exact_anchor))
 
@@ -149,13 +170,16 @@ def passes_per_step(frames: int, chunk_size: int, exact_anchor: bool = True) -> 
 def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames: Sequence[int],
             timesteps: Sequence, *, state: CrossFrameState, models: dict, chunk_size: int, ctx: JobContext,
             exact_anchor: bool = False, generators: list[torch.Generator] | None = None, first_index: int = 0,
-            total_steps: int | None = None, shows_steps: bool = True, fixed_shapes: bool = False) -> torch.Tensor:
+            total_steps: int | None = None, shows_steps: bool = True, fixed_shapes: bool = False,
+            job_frames: int = 0) -> torch.Tensor:
     """Denoise ``latents`` (one row per entry of ``frames``; ``frames[0]`` must be the anchor) over ``timesteps``.
 
     ``first_index``/``total_steps`` place these steps in the whole schedule (for ControlNet start/end fractions,
     feature reuse's full steps and progress). ``shows_steps=False``: steps off the user's schedule (the anchor's
     T→T′ path), reported as work only. ``fixed_shapes`` (compiled models): equal chunk calls, the short one padded
-    by repeating its last frame, so every chunk call has one shape.
+    by repeating its last frame, so every chunk call has one shape. ``job_frames``: the frame count of the whole
+    job; a sub-range's calls are then padded to the single run's shapes where that keeps its frames bit-identical
+    (``single_run_rows``).
     """
     assert frames[0] == 0, "row 0 must be the anchor frame"
     total = total_steps if total_steps is not None else len(timesteps)
@@ -163,6 +187,11 @@ def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames:
     g = predictor.branches
     first, *rest = chunks(len(frames), chunk_size, exact_anchor, balanced=fixed_shapes)
     widest = max((part.stop - part.start for part in rest), default=0) if fixed_shapes else 0
+    if fixed_shapes:  # balanced calls have shapes of their own: one width for all
+        pads = {part.start: widest for part in rest}
+    else:
+        pads = {part.start: single_run_rows(part, frames, chunk_size, exact_anchor, job_frames)
+                for part in (first, *rest)}
 
     def predict(part: slice, t, index: int, pad_to: int = 0) -> torch.Tensor:
         count = part.stop - part.start
@@ -179,12 +208,12 @@ def denoise(predictor: NoisePredictor, scheduler, latents: torch.Tensor, frames:
         done = index + 1 if shows_steps else None  # the step counts once every frame has taken it
         eps = torch.empty_like(latents)
         with state.recording(g):
-            eps[first] = predict(first, t, index)
+            eps[first] = predict(first, t, index, pads.get(first.start, 0))
         ctx.advance(first.stop, None if rest else done)
         if rest:
             with state.replaying(g):
                 for n, part in enumerate(rest):
-                    eps[part] = predict(part, t, index, widest)
+                    eps[part] = predict(part, t, index, pads[part.start])
                     ctx.advance(part.stop - part.start, done if n == len(rest) - 1 else None)
         latents = scheduler.step(eps, t, latents, **kwargs, return_dict=False)[0]
     return latents
