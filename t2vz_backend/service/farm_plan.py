@@ -6,8 +6,9 @@ denoises the frames after the anchor in chunks of ``chunk_size`` and the VAE en/
 time, both counted from the first frame after the anchor (sampling/sampler.py, sampling/decoding.py), and matrix
 kernels round differently for different batch shapes (up to one 8-bit level). So ranges are cut on a grid: every
 range starts at the job's first frame or at ``origin + k * unit`` with ``unit = lcm(chunk_size, vae_batch)``, and a
-retried range resumes at the grid cell of its first missing frame. (With ``exact_anchor=False`` the anchor shares
-its batch with the frames after it, which differ per range: frames then equal the single run up to that rounding.)
+retried range resumes at the grid cell of its first missing frame. With ``exact_anchor=False`` (the default) the
+anchor shares a range's first batch, in the row of the frame the single run has there, and the sampler pads a
+range's last batch to the single run's shape (sampling/sampler.py ``single_run_rows``), so the same grid holds.
 """
 
 from __future__ import annotations
