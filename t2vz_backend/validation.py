@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from . import model_refs
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, Problem
 from .protocol import ControlVideoRequest, EditVideoRequest, FarmSpec, JobRequest, TextToVideoRequest
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "dpm++", "dpm++sde", "unipc", "euler", "euler_a", "lms", "tcd", "lcm")
@@ -77,16 +77,6 @@ LIMITS: dict[str, Limit] = {
     "farm.cpus_per_worker": Limit(1, 1024, soft_max=64, typical="1 is typical for GPU workers"),
     "farm.retries": Limit(0, 100, soft_max=10, typical="3 is the default"),
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    message: str
-    hint: str = ""
-
-    def to_error(self) -> InvalidRequestError:
-        return InvalidRequestError(self.message, field=self.field, hint=self.hint)
 
 
 def check_request(request: JobRequest) -> None:

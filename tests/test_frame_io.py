@@ -1,4 +1,4 @@
-"""Writing outputs: global zero-padded names, atomic writes, output-folder checks, MP4/GIF previews."""
+"""Writing outputs: global zero-padded names, atomic writes, MP4/GIF previews."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from t2vz_backend.errors import OutputError
-from t2vz_backend.media.writer import FrameWriter, check_output_dir, frame_name, prepare_output_dir, write_preview
+from t2vz_backend.media.writer import FrameWriter, frame_name, write_preview
 
 
 def _frames(n: int, size=(34, 26)) -> list[np.ndarray]:
@@ -56,46 +56,6 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match=r"frame_000001\.png"):
         writer.write(_frames(1)[0])
     assert os.listdir(tmp_path) == ["frame_000000.png"]  # no temp file, no partial frame
-
-
-def test_non_empty_folder_refused_unless_overwrite(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.png").write_bytes(b"x")
-    problem = check_output_dir(out, False)
-    assert problem and str(out) in problem and "--overwrite" in problem
-    with pytest.raises(OutputError) as info:
-        prepare_output_dir(out, overwrite=False)
-    assert str(out) in info.value.message and "--overwrite or choose an empty folder" in info.value.hint
-    assert check_output_dir(out, True) is None
-    assert prepare_output_dir(out, overwrite=True) == str(out.absolute())
-    assert (out / "old.png").exists()  # overwrite deletes nothing
-    FrameWriter(out, total_frames=1).write(_frames(1)[0])
-    FrameWriter(out, total_frames=1).write(_frames(1)[0])  # same name again: replaced
-    assert sorted(os.listdir(out)) == ["frame_000000.png", "old.png"]
-
-
-def test_missing_folder_is_created_but_check_creates_nothing(tmp_path):
-    out = tmp_path / "a" / "b"
-    assert check_output_dir(out, False) is None
-    assert not (tmp_path / "a").exists()
-    assert prepare_output_dir(out, overwrite=False) == str(out)
-    assert out.is_dir() and os.listdir(out) == []  # the probe file is gone
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / ".DS_Store").write_bytes(b"")
-    assert check_output_dir(tmp_path / "empty", False) is None
-
-
-def test_unwritable_location_is_named(tmp_path):
-    blocker = tmp_path / "some_file"
-    blocker.write_text("a regular file, so nothing can be created under it (even as root)")
-    out = blocker / "out"
-    problem = check_output_dir(out, False)
-    assert problem and str(out) in problem
-    with pytest.raises(OutputError, match="some_file"):
-        prepare_output_dir(out, overwrite=True)
-    with pytest.raises(OutputError, match="is a file"):
-        prepare_output_dir(blocker, overwrite=True)
 
 
 def test_gif_preview_reads_back(tmp_path):

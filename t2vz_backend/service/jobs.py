@@ -6,16 +6,17 @@ the same (same checks, same files, same events) whichever way it is started. Ste
 1. check the request completely (``validation.check_request`` and the output rules of ``outputs.check_output``)
    before any work: a bad request writes nothing;
 2. load the models through the ``ModelCache`` (a warm worker skips this);
-3. stage the output: ``<output_dir>/.partial-<job id>/``;
+3. stage the output in a folder private to this run, claiming its frames (service/staging.py);
 4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` (with an ETA from the measured step
    time), every frame is written as a PNG and announced with ``FrameWritten`` (and optionally a small ``Preview``);
    ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
-5. write the optional mp4/gif preview, the consistency report when asked (``report``: report.json/.png/.html,
-   quality/, with ``Progress`` stage "report"), and the ``t2vz.json`` sidecar; move everything into ``output_dir``
-   (then a ``Report`` event);
+5. under the folder lock, write the ``t2vz.json`` sidecar (merged with the folder's own when it is the same job's:
+   frame ranges rendered separately share one), the optional mp4/gif preview of every frame of the job the folder
+   then holds, and the consistency report when asked (``report``: report.json/.png/.html of this run's frames,
+   quality/, with ``Progress`` stage "report"); move everything into ``output_dir`` (then a ``Report`` event);
 6. emit and return ``Done``.
 
-On any failure (cancel included) the partial folder is removed, ``Failed`` is emitted and the error is raised again:
+On any failure (cancel included) the staging folder is removed, ``Failed`` is emitted and the error is raised again:
 ``T2VZError`` subclasses as they are, an out-of-memory error as ``OutOfMemory`` (after freeing the model cache), and
 anything else (a bug) unchanged, with its traceback.
 """
@@ -31,7 +32,7 @@ import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import JobCancelled, OutOfMemory, T2VZError
+from ..errors import JobCancelled, OutOfMemory, OutputError, T2VZError
 from ..protocol import (
     AnyRequest,
     ControlVideoRequest,
@@ -47,14 +48,14 @@ from ..protocol import (
 from ..sampling.context import JobContext
 from ..validation import check_request, frame_range
 from .consistency import measure_staged, report_event, report_record
-from .outputs import StagedOutput, check_output
-from .sidecar import SIDECAR_NAME, build_sidecar, write_sidecar
+from .outputs import check_output
+from .sidecar import SIDECAR_NAME, build_sidecar, merge_sidecar, read_sidecar, same_job, write_sidecar
+from .staging import LAST_FRAME, StagedOutput
 
 if TYPE_CHECKING:
     from ..models.loading import ModelCache
 
 PREVIEW_SIZE = 128  # long side, in pixels, of the live thumbnails sent as Preview events
-_LAST_FRAME = 999_999  # frame names have 6 digits (media/writer.py) up to here, so the frame count need not be known
 
 
 def _never() -> bool:
@@ -80,9 +81,11 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         model, controlnets = _load_models(request, cache)
         _check_cancel(should_cancel)
 
-        # 3. Stage the output folder.
+        # 3. Stage the output in a folder of this run's own, claiming its frames.
         clock.enter("prepare")
-        staged = StagedOutput(request.output_dir, job_id)
+        first, count = expected_frames(request)
+        staged = StagedOutput(request.output_dir, job_id, overwrite=request.overwrite,
+                              frames=(first, first + count - 1 if count else LAST_FRAME))
         staged.open()
 
         # 4. Run the engine; it reports steps and frames through the context.
@@ -92,14 +95,9 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         if not frames.paths:
             raise T2VZError("the engine produced no frames", hint="check the frame range and the input media")
 
-        # 5. Preview movie and sidecar, then move everything into place.
+        # 5. Sidecar and preview of what the folder will hold, then move everything into place (one lock).
         clock.enter("write")
         indices = sorted(frames.paths)
-        if request.preview:
-            from ..media.writer import write_preview
-
-            preview = staged.staged_path(f"preview.{request.preview}")
-            write_preview([frames.paths[i] for i in indices], preview, request.fps)
         names = [os.path.basename(frames.paths[i]) for i in indices]
         report = None
         if request.report:
@@ -110,8 +108,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
                                 device=_device_info(model, request))
         if report is not None:
             sidecar["report"] = report_record(report)
-        write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
-        moved = staged.commit()
+        moved = staged.commit(lambda: _finalize(request, staged, sidecar))
         if report is not None:
             emit(report_event(report, job_id, lambda path: moved.get(path, path)))
 
@@ -144,6 +141,40 @@ def fail(emit: Callable[[Event], None], job_id: str, exc: BaseException, error: 
     if error is exc or isinstance(exc, KeyboardInterrupt):
         raise exc
     raise error from exc
+
+
+def _finalize(request: AnyRequest, staged: StagedOutput, sidecar: dict[str, Any]) -> list[str]:
+    """Write the sidecar (merged with the folder's, for the same job) and preview into staging; called under the
+    folder lock by ``StagedOutput.commit``. Returns the names the commit may replace without ``overwrite``."""
+    existing = _folder_sidecar(staged.root)
+    if existing is not None and same_job(existing, sidecar["request"]):
+        sidecar = merge_sidecar(existing, sidecar, present=set(os.listdir(staged.root)))
+    elif existing is not None and not request.overwrite:
+        raise OutputError(f"output folder {staged.root} received another job's output while this one ran",
+                          hint="choose another folder, or set overwrite (CLI: --overwrite) to replace it",
+                          field="output_dir")
+    names = [SIDECAR_NAME]
+    if request.preview:
+        from ..media.writer import write_preview
+
+        mine = set(os.listdir(staged.partial))
+        paths = [staged.staged_path(n) if n in mine else staged.final_path(n) for n in sidecar["frames"]]
+        names.append(f"preview.{request.preview}")
+        write_preview(paths, staged.staged_path(names[-1]), request.fps)
+    write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
+    return names
+
+
+def _folder_sidecar(root: str) -> dict[str, Any] | None:
+    """The output folder's sidecar, or None when it has none; an unreadable one counts as another job's."""
+    path = os.path.join(root, SIDECAR_NAME)
+    if not os.path.lexists(path):
+        return None
+    try:
+        data = read_sidecar(path)
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def expected_frames(request: AnyRequest) -> tuple[int, int]:
@@ -219,6 +250,7 @@ def _make_context(job_id: str, emit: Callable[[Event], None], should_cancel: Cal
     started: list[float] = []  # (time, steps) of the first step: the ETA ignores warm-up before it
 
     def on_step(done: int, total: int) -> None:
+        frames.staged.heartbeat()
         now = time.perf_counter()
         if clock.stage == "prepare":
             clock.enter("denoise")
@@ -253,8 +285,9 @@ class _FrameSink:
 
         if self._writer is None:
             # The count is only an estimate when it comes from the media: size the writer by the name width instead.
-            self._writer = FrameWriter(self.staged.partial, total_frames=_LAST_FRAME + 1)
+            self._writer = FrameWriter(self.staged.partial, total_frames=LAST_FRAME + 1)
         self.paths[index] = path = self._writer.write(image, index)
+        self.staged.heartbeat()
         self.emit(FrameWritten(job_id=self.job_id, index=index, path=path))
         if self.previews:
             self.emit(_preview_event(self.job_id, index, image, self.preview_size))
