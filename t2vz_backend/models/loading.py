@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError
+
 from ..errors import InvalidRequestError, ModelLoadError
 from ..model_refs import DEFAULT_CONTROLNETS
 from ..protocol import LoraSpec
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 KINDS = ("sd", "pix2pix")
 _LORA_HINT = "use a LoRA trained for the base model's family (SD 1.5 LoRAs for SD 1.5 models)"
+_LOAD_ERRORS = (OSError, ValueError, SafetensorError)  # what diffusers/transformers/safetensors raise for bad files
 __all__ = ["BaseModel", "ModelCache", "default_controlnet_ref", "load_base_model", "load_controlnet"]
 
 
@@ -173,7 +176,7 @@ def _load_controlnet(ref: str, *, base: BaseModel, offline: bool, allow_pickle: 
             model = ControlNetModel.from_pretrained(
                 folder if local_only else found.value, subfolder=subfolder, torch_dtype=base.dtype, variant=variant,
                 use_safetensors=None if allow_pickle else True, local_files_only=local_only)
-        except (OSError, ValueError) as exc:
+        except _LOAD_ERRORS as exc:
             raise _load_error(where, exc, allow_pickle, "controls") from exc
     check_controlnet_fits(dict(model.config), dict(base.unet.config), base.ref, where)
     _to_device(model, base.device, base.dtype)
@@ -231,7 +234,7 @@ def _pretrained(source: str, configs: str, info: mf.FolderInfo, local_only: bool
         text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=torch_dtype,
                                                      variant=info.variants.get("text_encoder"), **common)
         tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local_only)
-    except (OSError, ValueError) as exc:
+    except _LOAD_ERRORS as exc:
         raise _load_error(f"model {source!r}", exc, allow_pickle, "model") from exc
     scheduler_config = mf.read_json(os.path.join(configs, "scheduler", "scheduler_config.json"), "scheduler config")
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
@@ -250,9 +253,10 @@ def _single_file(path: str, kind: str, config: str | None, offline: bool, allow_
     try:  # configs are local now and the checkpoint is a local file: nothing is downloaded
         pipe = cls.from_single_file(path, config=configs, local_files_only=True, torch_dtype=torch_dtype,
                                     safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelLoadError(f"cannot load checkpoint {path!r} with the configs of {configs!r}: {exc}",
-                             field="model", hint="check that config describes this checkpoint's architecture") from exc
+    except (*_LOAD_ERRORS, KeyError, RuntimeError) as exc:
+        raise _damaged_or(exc, path, "model", ModelLoadError(
+            f"cannot load checkpoint {path!r} with the configs of {configs!r}: {exc}", field="model",
+            hint="check that model_config describes this checkpoint's architecture")) from exc
     parts = {"unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer,
              "scheduler_config": dict(pipe.scheduler.config)}
     return parts, path, pickled
@@ -268,12 +272,12 @@ def _controlnet_single_file(path: str, base: BaseModel, allow_pickle: bool, conf
     pickled = mf.check_file_type(path, allow_pickle, "ControlNet", "controls")
     with tempfile.TemporaryDirectory(prefix="t2vz-controlnet-config-") as scratch:
         if config:  # a ControlNet folder or hub id whose config.json describes the file
-            found = mf.classify(config, what="config", field_name="config")
+            found = mf.classify(config, what="config", field_name="controls")
             if found.kind == "file":
-                raise ModelLoadError(f"config {config!r} is a file", field="config",
+                raise ModelLoadError(f"config {config!r} is a file", field="controls",
                                      hint="give a ControlNet folder (config.json) or a hub id")
             folder = {"tiny": ensure_tiny_models().controlnet, "folder": found.value}.get(found.kind) or hub_snapshot(
-                found.value, offline=offline, what="config", field_name="config", patterns=["config.json"])
+                found.value, offline=offline, what="config", field_name="controls", patterns=["config.json"])
         else:  # an original ControlNet mirrors its UNet: derive the config from the base model and the file
             channels, conditioning = ((16, 32, 96, 256), 3) if pickled else mf.controlnet_conditioning(
                 mf.read_safetensors_header(path, "controls"), path)
@@ -285,9 +289,10 @@ def _controlnet_single_file(path: str, base: BaseModel, allow_pickle: bool, conf
         try:
             model = ControlNetModel.from_single_file(path, config=folder, local_files_only=True,
                                                      torch_dtype=base.dtype)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"cannot load ControlNet checkpoint {path!r}: {exc}", field="controls",
-                                 hint="check that it is a ControlNet for the base model's family") from exc
+        except (*_LOAD_ERRORS, KeyError, RuntimeError) as exc:
+            raise _damaged_or(exc, path, "controls", ModelLoadError(
+                f"cannot load ControlNet checkpoint {path!r}: {exc}", field="controls",
+                hint="check that it is a ControlNet for the base model's family")) from exc
     return model, pickled
 
 
@@ -307,9 +312,10 @@ def _fuse_loras(parts: dict[str, Any], loras: tuple[LoraSpec, ...], *, offline: 
         try:
             pipe.load_lora_weights(source, weight_name=weight_name, adapter_name=name, local_files_only=offline,
                                    use_safetensors=not pickled)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"LoRA {spec.path!r} cannot be applied to this model: {exc}", field=field_name,
-                                 hint=_LORA_HINT) from exc
+        except (*_LOAD_ERRORS, KeyError, RuntimeError) as exc:
+            error = ModelLoadError(f"LoRA {spec.path!r} cannot be applied to this model: {exc}", field=field_name,
+                                   hint=_LORA_HINT)
+            raise _damaged_or(exc, spec.path, field_name, error) from exc
         if not any(name in adapters for adapters in pipe.get_list_adapters().values()):
             raise ModelLoadError(f"LoRA {spec.path!r} matched no layer of the model", field=field_name,
                                  hint=_LORA_HINT)
@@ -322,11 +328,22 @@ def _fuse_loras(parts: dict[str, Any], loras: tuple[LoraSpec, ...], *, offline: 
 
 
 def _load_error(where: str, exc: Exception, allow_pickle: bool, field_name: str) -> ModelLoadError:
-    if not allow_pickle and "safetensors" in str(exc).lower():
-        return ModelLoadError(f"{where} has no .safetensors weights: {exc}", field=field_name,
-                              hint=mf.PICKLE_HINT)
+    """The truth about a failed load: a missing .safetensors file (only pickle ones on the hub) is the one case for
+    the pickle hint; anything else (a damaged file included) is a file to download again."""
+    text = str(exc)
+    missing = "safetensors" in text and ("no file named" in text or "does not appear to have a file named" in text)
+    if missing and not allow_pickle and not isinstance(exc, SafetensorError):
+        return ModelLoadError(f"{where} has no .safetensors weights: {exc}", field=field_name, hint=mf.PICKLE_HINT)
+    if isinstance(exc, SafetensorError):
+        return mf.damaged_error(where, exc, field_name)
     return ModelLoadError(f"cannot load {where}: {exc}", field=field_name,
-                          hint="check the model files (download again), or turn offline mode off to fetch them")
+                          hint="the model files may be damaged or incomplete (an interrupted download?): download "
+                               "them again, or turn offline mode off to fetch them")
+
+
+def _damaged_or(exc: Exception, path: str, field_name: str, error: ModelLoadError) -> ModelLoadError:
+    """``error``, unless safetensors found ``path`` damaged: then say so (and never suggest pickle)."""
+    return mf.damaged_error(path, exc, field_name) if isinstance(exc, SafetensorError) else error
 
 
 def _to_device(module: Any, device: torch.device, dtype: torch.dtype) -> None:
