@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-from ..errors import InvalidRequestError, T2VZError
+from ..errors import InvalidRequestError, JobCancelled, T2VZError
 from ..protocol import (
     PROTOCOL_VERSION,
     AnyRequest,
@@ -44,6 +44,7 @@ from ..protocol import (
 from .event_stream import EventStream
 from .in_process import InProcessRunner  # re-exported: the add-on's in-process mode
 from .outputs import resolve
+from .signals import exit_status
 from .staging import clear_stale
 
 STDERR_LINES = 200  # lines of worker log kept in memory for error reports
@@ -251,9 +252,9 @@ class WorkerClient(EventStream):
         for output_dir, existed in set(jobs.values()):
             if output_dir:  # a killed worker left its staging folders; with its pid gone they are stale
                 _clear_after_crash(output_dir, existed)
-        if self._stopping and code in (0, -signal.SIGTERM):
-            failures = [Failed(job_id=j, kind="cancelled", message="the backend was stopped before the job ended",
-                               hint="run the job again") for j in jobs]
+        if self._stopping and code in (0, -signal.SIGTERM, exit_status(signal.SIGTERM)):
+            stopped = JobCancelled("the backend was stopped before the job ended", hint="run the job again")
+            failures = [Failed.from_error(stopped, j) for j in jobs]
         else:
             message = f"the backend process died ({describe_exit(code)})"
             tail = self.stderr_tail(12)
