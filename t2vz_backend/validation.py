@@ -27,6 +27,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 MAX_TRAIN_TIMESTEP = 999  # SD 1.x schedules have 1000 training timesteps
 MAX_SIZE = 4096  # pixels per side
+# Frames of one video (job): every rendered frame's latents, and every frame's control maps or source frames, stay
+# in memory for the whole job (10 000 control maps at 512x512 are 7.5 GB). Far below the 6-digit frame names
+# (frame_999999.png); render longer material as several jobs.
+MAX_FRAMES = 10_000
+MAX_SOURCE_FRAME = 1_000_000  # first source frame to use: an 11-hour movie at 24 fps (movies decode from the start)
+MAX_FPS = 120.0  # resampling a source above its own rate only repeats frames; previews play at most this fast
+MAX_GIF_FPS = 50.0  # GIF delays are whole 1/100 s, and players slow delays below 2/100 s down to 1/10 s
+PREPROCESSORS = ("none", "raw", "canny", "depth", "pose",  # built in (conditions/preprocess.py)
+                 "hed", "midas", "openpose", "lineart", "lineart_anime", "mlsd", "pidi", "normalbae")  # controlnet_aux
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,8 @@ class Limit:
     """The accepted range of one numeric request field (inclusive), and the range a UI slider should span.
 
     ``soft_min``/``soft_max`` are what a slider shows by default (typed values may go to ``min``/``max``);
-    ``typical`` completes the hint of an out-of-range value ("20-50 is typical").
+    ``typical`` completes the hint of an out-of-range value ("20-50 is typical"); ``reason`` says why the maximum
+    is where it is, in the message of a value above it.
     """
 
     min: float
@@ -42,33 +52,43 @@ class Limit:
     soft_min: float | None = None
     soft_max: float | None = None
     typical: str = ""
+    reason: str = ""
 
 
+_IN_MEMORY = "every frame's latents and control maps or source frames stay in memory; render longer videos as " \
+             "several jobs"
 # Every numeric bound of the contract, in one place: validation checks against it and the add-on builds its
-# properties' min/max from it. Keys are request fields; nested specs use "controls.<field>" / "loras.<field>".
+# properties' min/max from it. Keys are request fields; nested specs use "controls.<field>" / "loras.<field>"; the
+# key of a list field ("controls", "loras") bounds its length.
 LIMITS: dict[str, Limit] = {
     "seed": Limit(0, 2**63 - 1),
-    "steps": Limit(2, 1000, soft_max=100, typical="20-50 is typical"),
-    "guidance": Limit(0.0, math.inf, soft_max=20.0, typical="use 0-1 for no guidance, 7.5 typical"),
+    "steps": Limit(2, 1000, soft_max=100, typical="20-50 is typical", reason="SD has 1000 training timesteps"),
+    "guidance": Limit(0.0, 50.0, soft_max=20.0, typical="use 0-1 for no guidance, 7.5 typical"),
     "width": Limit(8, MAX_SIZE, soft_max=1024, typical="SD 1.5: 512"),
     "height": Limit(8, MAX_SIZE, soft_max=1024, typical="SD 1.5: 512"),
     "long_side": Limit(8, MAX_SIZE, soft_max=1024, typical="e.g. 512, or 0 for native"),
-    "frames": Limit(0, math.inf, soft_max=64),
-    "chunk_size": Limit(1, math.inf, soft_max=32, typical="use 1 to 16"),
-    "vae_batch": Limit(1, math.inf, soft_max=16, typical="use 1-4"),
-    "fps": Limit(0.0, math.inf, soft_max=60.0, typical="use e.g. 8 or 24"),
+    "frames": Limit(0, MAX_FRAMES, soft_max=64, reason=_IN_MEMORY),
+    "chunk_size": Limit(1, 64, soft_max=32, typical="use 1 to 16", reason="64 frames x 3 guidance branches in one "
+                        "UNet call fill the largest GPUs"),
+    "vae_batch": Limit(1, 32, soft_max=16, typical="use 1-4", reason="32 frames decoded at once fill the largest GPUs"),
+    "fps": Limit(0.1, MAX_FPS, soft_max=60.0, typical="use e.g. 8 or 24"),
     "t0": Limit(1, MAX_TRAIN_TIMESTEP - 1, typical="the default is 881"),
     "t1": Limit(2, MAX_TRAIN_TIMESTEP, typical="the default is 941"),
     "motion_x": Limit(-1.0, 1.0, soft_min=-0.1, soft_max=0.1, typical="use values like 0.02"),
     "motion_y": Limit(-1.0, 1.0, soft_min=-0.1, soft_max=0.1, typical="use values like 0.02"),
     "smooth_bg_strength": Limit(0.0, 1.0, typical="0.4 is the default"),
-    "image_guidance": Limit(0.0, math.inf, soft_max=5.0, typical="1.0-1.5 is typical"),
-    "input_start": Limit(0, math.inf, typical="use 0 or more"),
-    "input_fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
-    "controls.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
-    "controls.start_frame": Limit(0, math.inf, typical="use 0 or more"),
-    "controls.fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
-    "loras.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
+    "image_guidance": Limit(0.0, 50.0, soft_max=5.0, typical="1.0-1.5 is typical"),
+    "input_start": Limit(0, MAX_SOURCE_FRAME, typical="use 0 or more"),
+    "input_fps": Limit(0.0, MAX_FPS, soft_max=60.0, typical="use 0 for the source rate"),
+    "controls.scale": Limit(-10.0, 10.0, soft_min=0.0, soft_max=2.0),
+    "controls.start_frame": Limit(0, MAX_SOURCE_FRAME, typical="use 0 or more"),
+    "controls.fps": Limit(0.0, MAX_FPS, soft_max=60.0, typical="use 0 for the source rate"),
+    "loras.scale": Limit(-10.0, 10.0, soft_min=0.0, soft_max=2.0),
+    # Canny's gradient magnitude (L1, 3x3 Sobel, 8-bit input) never exceeds 8 x 255.
+    "controls.low_threshold": Limit(0, 2040, soft_max=500, typical="100 is the default"),
+    "controls.high_threshold": Limit(0, 2040, soft_max=500, typical="200 is the default"),
+    "controls": Limit(0, 8, reason="each ControlNet is a model of its own in memory and a pass per step"),
+    "loras": Limit(0, 16),
     # Farm options (protocol.FarmSpec, issue 15): checked by validate_farm.
     "farm.ranges": Limit(0, 100_000, soft_max=64, typical="0 = one range per worker"),
     "farm.range_frames": Limit(0, 1_000_000, soft_max=240, typical="0 = split by --ranges"),
@@ -131,6 +151,7 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         elif model_refs.looks_like_path(r.model_config) and not os.path.isdir(os.path.expanduser(r.model_config)):
             out.append(Problem("model_config", f"model_config folder {r.model_config!r} does not exist",
                                "give a local diffusers SD 1.5 folder (model_index.json, unet/, tokenizer/ ...)"))
+    _in_limits(out, "loras", len(r.loras), unit="the number of LoRAs")
     for i, lora in enumerate(r.loras):
         if not lora.path:
             out.append(Problem(f"loras[{i}].path", "a LoRA entry has no path", "give the LoRA .safetensors file"))
@@ -145,10 +166,13 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         out.append(Problem("steps", f"steps={r.steps} exceeds the 1000 training timesteps", "use at most 1000"))
     _in_limits(out, "guidance", r.guidance)
     _size(r, out)
-    if r.frames < 0:
-        out.append(Problem("frames", f"frames={r.frames} is negative", "use 1 or more frames"))
+    _in_limits(out, "frames", r.frames)
     if r.frame_start < -1 or r.frame_end < -1:
         out.append(Problem("frame_start", "frame indices are 0-based", "use -1 for 'from the start'/'to the end'"))
+    elif max(r.frame_start, r.frame_end) >= MAX_FRAMES:
+        name = "frame_start" if r.frame_start >= MAX_FRAMES else "frame_end"
+        out.append(Problem(name, f"{name}={getattr(r, name)} is above the last frame a job can have, "
+                                 f"{MAX_FRAMES - 1} ({_IN_MEMORY})", f"use a frame index below {MAX_FRAMES}"))
     elif r.frame_start >= 0 and r.frame_end >= 0 and r.frame_start > r.frame_end:
         out.append(Problem("frame_end", f"frame range {r.frame_start}-{r.frame_end} is empty", "swap the two ends"))
     elif r.frames > 0:
@@ -166,8 +190,10 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         out.append(Problem("device", f"unknown device {r.device!r}", f"use one of {', '.join(DEVICES)} (or cuda:N)"))
     _choice(out, "dtype", r.dtype, DTYPES)
     _choice(out, "preview", r.preview, PREVIEWS)
-    if _in_limits(out, "fps", r.fps) and r.fps <= 0:
-        out.append(Problem("fps", f"fps={r.fps} must be positive", "use e.g. 8 or 24"))
+    if _in_limits(out, "fps", r.fps) and r.preview == "gif" and r.fps > MAX_GIF_FPS:
+        out.append(Problem("fps", f"fps={r.fps:g} is above the {MAX_GIF_FPS:g} fps a GIF can play (its frame delays "
+                                  "are whole 1/100 s, and players slow delays below 2/100 s down)",
+                           f"use at most {MAX_GIF_FPS:g} fps for a GIF preview, or preview mp4"))
     _report(r, out)
 
 
@@ -243,6 +269,7 @@ def _text2video(r: TextToVideoRequest, out: list[Problem]) -> None:
 def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
     if not r.controls:
         out.append(Problem("controls", "no ControlNet given", "add a control, e.g. --control pose=FOLDER"))
+    _in_limits(out, "controls", len(r.controls), unit="the number of controls")
     for i, c in enumerate(r.controls):
         name = f"controls[{i}]"
         if not c.kind:
@@ -260,9 +287,18 @@ def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
                                    "start/end are fractions of the schedule; 0 and 1 use it all"))
         _in_limits(out, f"{name}.start_frame", c.start_frame, "controls.start_frame")
         _in_limits(out, f"{name}.fps", c.fps, "controls.fps")
+        _choice(out, f"{name}.preprocessor", c.preprocessor, PREPROCESSORS)
+        if (_in_limits(out, f"{name}.low_threshold", c.low_threshold, "controls.low_threshold")
+                & _in_limits(out, f"{name}.high_threshold", c.high_threshold, "controls.high_threshold")
+                and c.low_threshold > c.high_threshold):
+            out.append(Problem(f"{name}.low_threshold", f"canny thresholds need low <= high, got {c.low_threshold} > "
+                                                        f"{c.high_threshold}", "100 and 200 are the defaults"))
     _finite(out, "motion_x", r.motion_x)
     _finite(out, "motion_y", r.motion_y)
     _long_side(r.long_side, out)
+    if r.annotators_dir and not os.path.isdir(os.path.expanduser(r.annotators_dir)):
+        out.append(Problem("annotators_dir", f"annotators folder {r.annotators_dir!r} does not exist",
+                           "give a local download of lllyasviel/Annotators"))
 
 
 def _pix2pix(r: EditVideoRequest, out: list[Problem]) -> None:
@@ -292,7 +328,10 @@ def _in_limits(out: list[Problem], name: str, value: float, key: str = "", unit:
     limit = LIMITS[key or name]
     if limit.min <= value <= limit.max:
         return True
-    side = f"below the minimum {_number(limit.min)}" if value < limit.min else f"above the maximum {_number(limit.max)}"
+    if value < limit.min:
+        side = f"below the minimum {_number(limit.min)}"
+    else:
+        side = f"above the maximum {_number(limit.max)}" + (f" ({limit.reason})" if limit.reason else "")
     if math.isinf(limit.max):
         hint = f"use {name} of at least {_number(limit.min)}"
     elif math.isinf(limit.min):

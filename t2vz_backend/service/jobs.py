@@ -3,8 +3,8 @@
 The CLI, the worker process, the add-on's in-process mode and batch scripts all call ``run_job``, so a job behaves
 the same (same checks, same files, same events) whichever way it is started. Steps:
 
-1. check the request completely (``validation.check_request`` and the output rules of ``outputs.check_output``)
-   before any work: a bad request writes nothing;
+1. check the request completely (``validation.check_request``, the output rules of ``outputs.check_output`` and
+   the media checks of ``preflight.check_media``) before any model loads: a bad request writes nothing;
 2. load the models through the ``ModelCache`` (a warm worker skips this);
 3. stage the output in a folder private to this run, claiming its frames (service/staging.py);
 4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` (with an ETA from the measured step
@@ -46,9 +46,10 @@ from ..protocol import (
     TextToVideoRequest,
 )
 from ..sampling.context import JobContext
-from ..validation import check_request, frame_range
+from ..validation import check_request
 from .consistency import measure_staged, report_event, report_record
 from .outputs import check_output
+from .preflight import check_media, expected_frames
 from .sidecar import SIDECAR_NAME, build_sidecar, merge_sidecar, read_sidecar, same_job, write_sidecar
 from .staging import LAST_FRAME, StagedOutput
 
@@ -73,6 +74,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         # 1. Check everything that can be checked without a model.
         check_request(request)
         check_output(request)
+        check_media(request)
         _check_cancel(should_cancel)
 
         # 2. Load (or reuse) the models.
@@ -133,12 +135,8 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
 def fail(emit: Callable[[Event], None], job_id: str, exc: BaseException, error: T2VZError | None) -> typing.NoReturn:
     """Emit the ``Failed`` event of ``exc`` and raise (inside an ``except`` block of ``exc``): ``error`` is what
     reports it to the user, re-raised from ``exc`` when it differs; None means a bug, re-raised with its traceback."""
-    if error is None:
-        emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
-                    hint="this is a bug in t2vz; the backend log has the traceback"))
-        raise exc
-    emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
-    if error is exc or isinstance(exc, KeyboardInterrupt):
+    emit(Failed.from_error(exc if error is None else error, job_id))
+    if error is None or error is exc or isinstance(exc, KeyboardInterrupt):
         raise exc
     raise error from exc
 
@@ -175,34 +173,6 @@ def _folder_sidecar(root: str) -> dict[str, Any] | None:
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def expected_frames(request: AnyRequest) -> tuple[int, int]:
-    """(first, count) of the global frames the job will write; count is 0 when only the engine can tell."""
-    total = request.frames
-    if total <= 0:
-        total = _count_source_frames(request)
-    if total <= 0:
-        first = max(request.frame_start, 0)
-        return first, (request.frame_end - first + 1 if request.frame_end >= first else 0)
-    first, last = frame_range(request, total)
-    return first, max(last - first + 1, 0)
-
-
-def _count_source_frames(request: AnyRequest) -> int:
-    """Best-effort frame count of the input media (0 if unknown); the engine checks the media properly."""
-    from ..media.reader import count_frames
-
-    try:
-        if isinstance(request, EditVideoRequest) and request.input:
-            return count_frames(request.input, fps=request.input_fps or None) - request.input_start
-        if isinstance(request, ControlVideoRequest) and request.controls:
-            counts = [count_frames(c.path, fps=c.fps or None) - c.start_frame for c in request.controls
-                      if not c.path.lower().endswith(".json")]
-            return min(counts) if counts else 0
-    except (T2VZError, OSError, ValueError):
-        return 0
-    return 0
 
 
 def _check_cancel(should_cancel: Callable[[], bool]) -> None:
