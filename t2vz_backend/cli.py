@@ -286,7 +286,7 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
 
     check_request(request)  # run_job checks again; here it answers before torch is even imported
     check_output(request)
-    from .models.loading import ModelCache
+    from .models.cache import ModelCache
     from .service.jobs import run_job
 
     stream = stream or sys.stderr

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from . import model_refs
-from .errors import InvalidRequestError, Problem
+from .errors import Problem
 from .protocol import ControlVideoRequest, EditVideoRequest, FarmSpec, JobRequest, TextToVideoRequest
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "dpm++", "dpm++sde", "unipc", "euler", "euler_a", "lms", "tcd", "lcm")
@@ -126,15 +126,20 @@ def frame_range(request: JobRequest, frames: int) -> tuple[int, int]:
     return first, last
 
 
-def check_frame_range(request: JobRequest, frames: int) -> None:
+def check_render_range(request: JobRequest, frames: int) -> None:
     """Raise if the requested sub-range does not fit ``frames`` (known only once the input is counted)."""
+    problem = _range_problem(request, frames)
+    if problem is not None:
+        raise problem.to_error()
+
+
+def _range_problem(request: JobRequest, frames: int) -> Problem | None:
     first, last = frame_range(request, frames)
-    if not 0 <= first <= last <= frames - 1:
-        raise InvalidRequestError(
-            f"frame range {first}-{last} is outside the video's frames 0-{frames - 1}",
-            field="frame_start" if first > frames - 1 or first > last else "frame_end",
-            hint=f"choose a range within 0-{frames - 1}, or leave it empty to render every frame",
-        )
+    if 0 <= first <= last <= frames - 1:
+        return None
+    return Problem("frame_start" if first > frames - 1 or first > last else "frame_end",
+                   f"frame range {first}-{last} is outside the video's frames 0-{frames - 1}",
+                   f"choose a range within 0-{frames - 1}, or leave it empty to render every frame")
 
 
 def _common(r: JobRequest, out: list[Problem]) -> None:
@@ -175,14 +180,8 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
                                  f"{MAX_FRAMES - 1} ({_IN_MEMORY})", f"use a frame index below {MAX_FRAMES}"))
     elif r.frame_start >= 0 and r.frame_end >= 0 and r.frame_start > r.frame_end:
         out.append(Problem("frame_end", f"frame range {r.frame_start}-{r.frame_end} is empty", "swap the two ends"))
-    elif r.frames > 0:
-        first, last = frame_range(r, r.frames)
-        if last > r.frames - 1 or first > r.frames - 1:
-            out.append(Problem(
-                "frame_end" if last > r.frames - 1 else "frame_start",
-                f"frame range {first}-{last} is outside frames 0-{r.frames - 1}",
-                f"choose frames within 0-{r.frames - 1}",
-            ))
+    elif r.frames > 0 and (problem := _range_problem(r, r.frames)) is not None:
+        out.append(problem)
     _in_limits(out, "chunk_size", r.chunk_size)
     _in_limits(out, "vae_batch", r.vae_batch)
     _choice(out, "scheduler", r.scheduler, SCHEDULERS)

@@ -63,7 +63,7 @@ def test_help_explains_the_motion_unit(capsys):
 @pytest.mark.parametrize(("argv", "words"), [
     (["--width", "30"], "--width: width=30 is not a positive multiple of 8 (use width=32)"),
     (["--frames", "0"], "--frames:"),
-    (["--frame-range", "1-7"], "--frame-range: frame range 1-7 is outside frames 0-1"),
+    (["--frame-range", "1-7"], "--frame-range: frame range 1-7 is outside the video's frames 0-1"),
     (["--frame-range", "one-two"], "is not A-B"),
     (["--t0", "950", "--t1", "900"], "--t0: need 0 < t0 < t1"),
     (["--steps", "1"], "--steps: steps=1 is too few"),

@@ -43,7 +43,7 @@ def t2v(out: Path, **changes) -> TextToVideoRequest:
 @pytest.fixture(scope="module")
 def cache():
     """One model cache for the in-process runs of this module (the tiny model is loaded once)."""
-    from t2vz_backend.models.loading import ModelCache
+    from t2vz_backend.models.cache import ModelCache
 
     return ModelCache()
 

@@ -20,7 +20,7 @@ from t2vz_backend.validation import frame_range
 
 
 class FakeCache:
-    """Stands in for loading.ModelCache: counts loads, returns a model-like object."""
+    """Stands in for models.cache.ModelCache: counts loads, returns a model-like object."""
 
     def __init__(self) -> None:
         self.models: dict[tuple, SimpleNamespace] = {}

@@ -33,7 +33,6 @@ from ..model_refs import DEFAULT_CONTROLNETS
 from ..protocol import LoraSpec
 from ..sampling.schedulers import make_scheduler
 from . import files as mf
-from .cache import ModelCache
 from .sources import (
     check_controlnet_fits,
     controlnet_config_from_unet,
@@ -42,7 +41,7 @@ from .sources import (
     lora_source,
     single_file_configs,
 )
-from .tiny import LABEL, ensure_tiny_models, is_tiny_ref
+from .tiny import ensure_tiny_models, is_tiny_ref
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
 KINDS = ("sd", "pix2pix")
 _LORA_HINT = "use a LoRA trained for the base model's family (SD 1.5 LoRAs for SD 1.5 models)"
 _LOAD_ERRORS = (OSError, ValueError, SafetensorError)  # what diffusers/transformers/safetensors raise for bad files
-__all__ = ["BaseModel", "ModelCache", "default_controlnet_ref", "load_base_model", "load_controlnet"]
+__all__ = ["BaseModel", "default_controlnet_ref", "load_base_model", "load_controlnet", "load_controlnet_entry"]
 
 
 @dataclass(eq=False)
@@ -70,24 +69,8 @@ class BaseModel:
     uses_pickle: bool = False  # some weights came from a pickle file (allowed by the caller)
 
     @property
-    def family(self) -> str:
-        """"sd1" (768-dim cross-attention), "sd2" (1024), or "tiny"/"sd-like" for other sizes."""
-        dim = self.unet.config.cross_attention_dim
-        return {768: "sd1", 1024: "sd2"}.get(dim, "tiny" if self.is_tiny else "sd-like")
-
-    @property
     def is_tiny(self) -> bool:
         return is_tiny_ref(self.ref)
-
-    @property
-    def label(self) -> str:
-        """What to print for this model (the tiny model says that it is a random smoke-test model)."""
-        return LABEL if self.is_tiny else self.ref
-
-    @property
-    def prediction_type(self) -> str:
-        """"epsilon" for SD 1.x and SD 2.x base, "v_prediction" for SD 2.x 768-pixel models."""
-        return str(self.scheduler_config.get("prediction_type", "epsilon"))
 
     def make_scheduler(self, name: str) -> Any:
         """A fresh scheduler ``name`` (:mod:`t2vz_backend.sampling.schedulers`) from this model's scheduler config."""
@@ -147,12 +130,13 @@ def load_controlnet(ref: str, *, base: BaseModel, offline: bool = False, allow_p
     ``controlnet/``) or a single checkpoint (original ``control_model.*`` layout or diffusers keys). A single file's
     config is derived from the base UNet and the file's conditioning-embedding shapes unless ``config`` names one.
     """
-    return _load_controlnet(ref, base=base, offline=offline, allow_pickle=allow_pickle, config=config)[0]
+    return load_controlnet_entry(ref, base=base, offline=offline, allow_pickle=allow_pickle, config=config)[0]
 
 
-def _load_controlnet(ref: str, *, base: BaseModel, offline: bool, allow_pickle: bool,
-                     config: str | None) -> tuple[Any, bool]:
-    """(ControlNet, whether its weights came from a pickle file); see :func:`load_controlnet`."""
+def load_controlnet_entry(ref: str, *, base: BaseModel, offline: bool = False, allow_pickle: bool = False,
+                          config: str | None = None) -> tuple[Any, bool]:
+    """(ControlNet, whether its weights came from a pickle file): what ``ModelCache`` keeps, so that a pickled
+    model is never handed to a caller who did not allow pickle. See :func:`load_controlnet`."""
     from diffusers import ControlNetModel
 
     offline = offline or mf.env_offline()

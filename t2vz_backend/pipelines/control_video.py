@@ -24,7 +24,7 @@ from ..sampling.prompts import PromptTable
 from ..sampling.sampler import ControlInput, NoisePredictor, denoise, passes_per_step
 from ..sampling.schedule import plan_schedule
 from ..sampling.seeding import anchor_generator, frame_generator
-from ..validation import check_frame_range, check_request, frame_range
+from ..validation import check_render_range, check_request, frame_range
 from .baseline import independent_stills
 from .dynamics import motion_latents
 
@@ -44,7 +44,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
         raise ValueError(f"{len(request.controls)} controls but {len(controlnets)} ControlNets")  # caller bug
     maps = load_control_maps(request)
     count = maps.frames
-    check_frame_range(request, count)
+    check_render_range(request, count)
     first, last = frame_range(request, count)
     wanted = list(range(first, last + 1))
     frames = [0] + [k for k in wanted if k != 0]

@@ -27,7 +27,7 @@ from ..sampling.decoding import stream_frames
 from ..sampling.prompts import PromptTable
 from ..sampling.sampler import NoisePredictor, denoise, passes_per_step
 from ..sampling.seeding import anchor_generator, frame_generator
-from ..validation import check_frame_range, check_request, frame_range
+from ..validation import check_render_range, check_request, frame_range
 from .baseline import independent_stills
 
 
@@ -49,7 +49,7 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     if request.frames and count != request.frames:
         raise InputError(f"input {request.input!r} has {count} frames, {request.frames} requested", field="frames",
                          hint="lower frames or give a longer input")
-    check_frame_range(request, count)
+    check_render_range(request, count)
     first, last = frame_range(request, count)
     wanted = list(range(first, last + 1))
     frames = [0] + [k for k in wanted if k != 0]

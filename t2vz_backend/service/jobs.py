@@ -54,7 +54,7 @@ from .sidecar import SIDECAR_NAME, build_sidecar, merge_sidecar, read_sidecar, s
 from .staging import LAST_FRAME, StagedOutput
 
 if TYPE_CHECKING:
-    from ..models.loading import ModelCache
+    from ..models.cache import ModelCache
 
 PREVIEW_SIZE = 128  # long side, in pixels, of the live thumbnails sent as Preview events
 

@@ -193,7 +193,7 @@ class Dispatcher:
     @property
     def cache(self) -> Any:
         if self._cache is None:
-            from ..models.loading import ModelCache  # torch is imported here, on the job thread, on first use
+            from ..models.cache import ModelCache  # torch comes with the first load, on the job thread
 
             self._cache = ModelCache()
         return self._cache
