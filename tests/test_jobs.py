@@ -137,15 +137,17 @@ def source(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("where", ["inside", "dotdot", "symlink"])
-def test_output_inside_the_source_folder_is_refused(engine, tmp_path, source, where):
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("where", ["equal", "inside", "dotdot", "symlink"])
+def test_output_inside_the_source_folder_is_refused_whatever_the_flags(engine, tmp_path, source, where, overwrite):
     if where == "symlink":
         os.symlink(source, tmp_path / "link")
-    out = {"inside": source / "edited", "dotdot": tmp_path / "elsewhere" / ".." / "src" / "x",
+    out = {"equal": source, "inside": source / "edited", "dotdot": tmp_path / "elsewhere" / ".." / "src" / "x",
            "symlink": tmp_path / "link" / "edited"}[where]
-    request = EditVideoRequest(output_dir=str(out), input=str(source), instruction="snow", steps=2)
+    request = EditVideoRequest(output_dir=str(out), input=str(source), instruction="snow", steps=2, overwrite=overwrite)
     events, error = run(request)
     assert isinstance(error, OutputError) and "source" in error.message and error.field == "output_dir"
+    assert "--overwrite" not in error.hint  # overwrite is no way around it
     assert sorted(os.listdir(source)) == ["0001.png"]
     assert not (tmp_path / "elsewhere").exists()
 

@@ -46,7 +46,8 @@ def test_missing_folder_is_created_but_check_creates_nothing(tmp_path):
     assert prepare_output_dir(str(out)) == str(out)
     assert out.is_dir() and os.listdir(out) == []  # the probe file is gone
     (tmp_path / "empty").mkdir()
-    for litter in (".DS_Store", ".partial-job-1-ab", LOCK_NAME):  # OS litter and t2vz bookkeeping are not output
+    # OS litter and t2vz bookkeeping (another run's staging, the lock, a file being written) are not output
+    for litter in (".DS_Store", ".partial-job-1-ab", LOCK_NAME, ".t2vz-tmp-frame_000000.1f2e3d4c.png"):
         (tmp_path / "empty" / litter).mkdir()
     assert output_dir_problem(tmp_path / "empty", False) is None
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import OutputError
 
-TEMP_PREFIX = "."  # temporary files are hidden; folder listings and commits skip names starting with this
+TEMP_PREFIX = ".t2vz-tmp-"  # hidden, and known: output-folder checks and commits skip these names
 
 _HINTS = {
     errno.ENOSPC: "the disk is full: free some space or choose a folder on another disk",
@@ -95,7 +95,7 @@ def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2, fi
 def _create_temp(folder: str, stem: str, suffix: str) -> str:
     """A new, empty, hidden file in ``folder`` (mode 0666 less the umask); its path."""
     for _ in range(100):
-        temp = os.path.join(folder, f"{TEMP_PREFIX}{stem[:80]}.{secrets.token_hex(4)}.tmp{suffix}")
+        temp = os.path.join(folder, f"{TEMP_PREFIX}{stem[:80]}.{secrets.token_hex(4)}{suffix}")
         try:
             os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:

@@ -26,6 +26,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import OutputError, Problem
+from ..media.atomic import TEMP_PREFIX, output_error
 from ..protocol import ControlVideoRequest, EditVideoRequest, JobRequest, TextToVideoRequest
 
 STAGING_PREFIX = ".partial-"  # a run's private staging folder: .partial-<job tag>-<unique token>
@@ -68,8 +69,9 @@ def source_folders(request: JobRequest) -> list[tuple[str, str]]:
 
 
 def is_bookkeeping(name: str) -> bool:
-    """True for entries of an output folder that are not output: staging folders, the commit lock, OS litter."""
-    return name in _IGNORED_ENTRIES or name == LOCK_NAME or name.startswith(STAGING_PREFIX)
+    """True for entries of an output folder that are not output: staging folders, the commit lock, a file being
+    written (media/atomic.py), OS litter."""
+    return name in _IGNORED_ENTRIES or name == LOCK_NAME or name.startswith((STAGING_PREFIX, TEMP_PREFIX))
 
 
 def output_entries(folder: str) -> list[str]:
@@ -113,9 +115,6 @@ def check_output(request: JobRequest) -> None:
             raise OutputError(f"output folder {folder} is or holds the source file {source} ({name})",
                               hint="choose an output folder that does not contain the job's sources",
                               field="output_dir")
-    problem = output_dir_problem(folder, request.overwrite)
-    if problem is not None:
-        raise problem.to_error(OutputError)
     for name, source in source_folders(request):
         if is_inside(folder, source):  # whatever the flags: overwrite never reaches the user's footage
             raise OutputError(
@@ -123,12 +122,13 @@ def check_output(request: JobRequest) -> None:
                 hint="choose an output folder outside the source's folder; the source is never written to",
                 field="output_dir",
             )
+    problem = output_dir_problem(folder, request.overwrite)
+    if problem is not None:
+        raise problem.to_error(OutputError)
 
 
 def prepare_output_dir(path: str) -> str:
     """Create the output folder (and its parents) and prove it writable with a probe file; its resolved path."""
-    from ..media.atomic import output_error, write_bytes
-
     folder = resolve(path)
     problem = output_dir_problem(folder, overwrite=True)  # emptiness was checked before any work
     if problem is not None:
@@ -138,8 +138,12 @@ def prepare_output_dir(path: str) -> str:
     except OSError as exc:
         raise output_error("create output folder", folder, exc) from exc
     # os.access cannot see read-only mounts, ACLs or root on some file systems; a real file can.
-    probe = write_bytes(os.path.join(folder, f"{STAGING_PREFIX}probe-{secrets.token_hex(6)}"), b"")
-    os.remove(probe)
+    probe = os.path.join(folder, f"{TEMP_PREFIX}probe-{secrets.token_hex(6)}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.remove(probe)
+    except OSError as exc:
+        raise output_error("write in", folder, exc) from exc
     return folder
 
 
