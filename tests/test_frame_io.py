@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
@@ -88,3 +89,22 @@ def test_preview_errors(tmp_path):
         write_preview(_frames(2), tmp_path / "missing" / "p.gif", fps=8)
     with pytest.raises(OutputError, match="frame 1"):
         write_preview([_frames(1)[0], _frames(1, size=(8, 8))[0]], tmp_path / "p.gif", fps=8)
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    (errno.ENOSPC, "disk is full"), (errno.EFBIG, "file size limit"), (errno.EROFS, "read-only"),
+    (errno.EACCES, "permission denied"), (errno.EDQUOT, "quota"), (errno.EIO, "disk space")])
+def test_every_write_failure_is_an_output_error_with_a_hint_and_leaves_nothing(tmp_path, code, words):
+    from t2vz_backend.media.atomic import atomic_write, write_bytes
+
+    write_bytes(tmp_path / "t2vz.json", b"old")
+
+    def fails(temp):
+        with open(temp, "wb") as handle:
+            handle.write(b"half")
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(OutputError) as info:
+        atomic_write(tmp_path / "t2vz.json", fails)
+    assert str(tmp_path / "t2vz.json") in info.value.message and words in info.value.hint
+    assert os.listdir(tmp_path) == ["t2vz.json"] and (tmp_path / "t2vz.json").read_bytes() == b"old"

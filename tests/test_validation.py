@@ -118,3 +118,46 @@ def test_values_above_their_bound_are_refused_before_any_model_loads(tmp_path, n
 def test_nested_limits_apply_to_each_spec():
     request = ControlVideoRequest(output_dir="o", controls=(ControlSpec("canny", ".", start_frame=-1),))
     assert "controls[0].start_frame" in {p.field for p in validate_request(request)}
+
+
+def test_what_the_media_make_impossible_is_refused_before_any_model_loads(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from t2vz_backend.errors import DependencyError, InputError
+    from t2vz_backend.service import preflight
+    from t2vz_backend.service.jobs import run_job
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        Image.new("RGB", (48, 32)).save(source / f"{i:04d}.png")
+
+    def refused(error, **changes):
+        values = {"instruction": "snow", "input": str(source), **changes}
+        request = EditVideoRequest(output_dir=str(tmp_path / "out"), **values)
+        with pytest.raises(error) as info:
+            run_job(request, cache=NoModels(), emit=lambda event: None)
+        assert not (tmp_path / "out").exists()
+        return info.value
+
+    monkeypatch.setattr(preflight, "MAX_FRAMES", 2)
+    error = refused(InputError)
+    assert error.field == "input" and "3 frames, more than the 2" in error.message and "frames" in error.hint
+    monkeypatch.setattr(preflight, "MAX_FRAMES", 10)
+    monkeypatch.setattr(preflight, "MAX_SIZE", 40)
+    error = refused(InputError, long_side=0)
+    assert error.field == "long_side" and "48x32" in error.message and "long_side" in error.hint
+    request = ControlVideoRequest(output_dir=str(tmp_path / "out"), controls=(
+        ControlSpec("canny", str(source), preprocessor="midas"),))
+    with pytest.raises(DependencyError) as info:
+        run_job(request, cache=NoModels(), emit=lambda event: None)
+    assert info.value.field == "controls[0].preprocessor" and "annotators" in info.value.hint
+
+
+def test_a_broken_frame_rate_cannot_make_a_huge_timeline():
+    from t2vz_backend.errors import InputError
+    from t2vz_backend.media.reader import resample_indices
+
+    assert resample_indices(4, 24.0, 12.0) == [0, 2]
+    with pytest.raises(InputError, match="would make"):
+        resample_indices(1000, 1e-6, 120.0)
