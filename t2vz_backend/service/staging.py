@@ -26,6 +26,7 @@ Standard library only (the client uses ``clear_stale``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -234,6 +235,8 @@ class FolderLock:
 
 
 def _try_lock(fd: int) -> bool:
+    """True when the lock is ours, False when another run holds it. A file system without advisory locks (some
+    network or FUSE mounts) counts as ours: there, private staging names and the commit's checks still hold."""
     try:
         if os.name == "nt":
             import msvcrt
@@ -243,9 +246,13 @@ def _try_lock(fd: int) -> bool:
             import fcntl
 
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.errno in _NO_LOCKS
     return True
+
+
+_NO_LOCKS = {code for code in (getattr(errno, name, None) for name in ("ENOLCK", "EOPNOTSUPP", "ENOTSUP", "ENOSYS"))
+             if code is not None}
 
 
 def _unlock(fd: int) -> None:
