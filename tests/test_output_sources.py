@@ -33,15 +33,15 @@ def test_an_output_that_is_or_holds_the_movie_is_refused_even_with_overwrite(mov
         assert info.value.field == "output_dir"
 
 
-def test_an_output_inside_a_folder_source_is_refused_unless_overwrite(tmp_path):
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_inside_a_folder_source_is_refused_whatever_the_flags(tmp_path, overwrite):
     frames = tmp_path / "frames"
     frames.mkdir()
-    request = ControlVideoRequest(output_dir=str(frames / "out"), controls=(ControlSpec("canny", str(frames)),))
+    request = ControlVideoRequest(output_dir=str(frames / "out"), controls=(ControlSpec("canny", str(frames)),),
+                                  overwrite=overwrite)
     with pytest.raises(OutputError, match="inside the folder of the source frames") as info:
         check_output(request)
     assert "controls[0].path" in info.value.message
-    check_output(ControlVideoRequest(output_dir=str(frames / "out"), controls=(ControlSpec("canny", str(frames)),),
-                                     overwrite=True))
 
 
 def test_a_mask_folder_is_a_folder_source(tmp_path):

@@ -116,6 +116,7 @@ def test_stale_staging_of_dead_owners_is_cleared_and_live_ones_kept(tmp_path, de
     assert sorted(removed) == sorted([dead, reused, old_remote, str(old_unowned)])
     assert all(os.path.isdir(p) for p in (alive, remote, young_unowned))
     assert not (tmp_path / LOCK_NAME).exists()  # the lock file goes with the lock
+    assert clear_stale(str(tmp_path), dead_hosts={"render-node-7"}) == [remote]  # a farm knows that node is down
 
 
 def test_a_zombie_owner_is_dead(tmp_path):

@@ -145,22 +145,23 @@ def _finalize(request: AnyRequest, staged: StagedOutput, sidecar: dict[str, Any]
     """Write the sidecar (merged with the folder's, for the same job) and preview into staging; called under the
     folder lock by ``StagedOutput.commit``. Returns the names the commit may replace without ``overwrite``."""
     existing = _folder_sidecar(staged.root)
-    if existing is not None and same_job(existing, sidecar["request"]):
+    preview = f"preview.{request.preview}" if request.preview else ""
+    replaceable: list[str] = []
+    if existing is not None and same_job(existing, sidecar["request"]):  # another range of this job: one sidecar
         sidecar = merge_sidecar(existing, sidecar, present=set(os.listdir(staged.root)))
+        replaceable = [SIDECAR_NAME, preview]
     elif existing is not None and not request.overwrite:
         raise OutputError(f"output folder {staged.root} received another job's output while this one ran",
                           hint="choose another folder, or set overwrite (CLI: --overwrite) to replace it",
                           field="output_dir")
-    names = [SIDECAR_NAME]
-    if request.preview:
+    if preview:
         from ..media.writer import write_preview
 
         mine = set(os.listdir(staged.partial))
         paths = [staged.staged_path(n) if n in mine else staged.final_path(n) for n in sidecar["frames"]]
-        names.append(f"preview.{request.preview}")
-        write_preview(paths, staged.staged_path(names[-1]), request.fps)
+        write_preview(paths, staged.staged_path(preview), request.fps)
     write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
-    return names
+    return replaceable
 
 
 def _folder_sidecar(root: str) -> dict[str, Any] | None:

@@ -170,8 +170,11 @@ def staging_runs(root: str) -> list[tuple[str, Owner | None]]:
     return [(folder, read_owner(folder)) for folder in folders if os.path.isdir(folder)]
 
 
-def is_stale(folder: str, owner: Owner | None, now: float | None = None) -> bool:
-    """True when the run that made ``folder`` is provably gone (rule 2 of the module docstring)."""
+def is_stale(folder: str, owner: Owner | None, now: float | None = None, dead_hosts: Iterable[str] = ()) -> bool:
+    """True when the run that made ``folder`` is provably gone (rule 2 of the module docstring); a record from one
+    of ``dead_hosts`` (machines a farm knows are down) is stale at once."""
+    if owner is not None and owner.host in set(dead_hosts) and not owner.on_this_machine():
+        return True
     if owner is not None and owner.on_this_machine():
         return not owner.alive()
     try:
@@ -181,19 +184,23 @@ def is_stale(folder: str, owner: Owner | None, now: float | None = None) -> bool
     return (time.time() if now is None else now) - touched > STALE_AFTER_S
 
 
-def clear_stale(output_dir: str) -> list[str]:
-    """Remove the stale staging folders of ``output_dir`` (under the folder lock); the folders removed."""
+def clear_stale(output_dir: str, *, dead_hosts: Iterable[str] = ()) -> list[str]:
+    """Remove the stale staging folders of ``output_dir`` (under the folder lock); the folders removed.
+
+    ``dead_hosts``: host names of machines known to be down (a farm's failed nodes), whose runs are stale at once
+    instead of an hour after their last heartbeat.
+    """
     root = resolve(output_dir)
     if not os.path.isdir(root):
         return []
     with FolderLock(root):
-        return _clear_stale_locked(root)
+        return _clear_stale_locked(root, dead_hosts)
 
 
-def _clear_stale_locked(root: str) -> list[str]:
+def _clear_stale_locked(root: str, dead_hosts: Iterable[str] = ()) -> list[str]:
     removed = []
     for folder, owner in staging_runs(root):
-        if is_stale(folder, owner):
+        if is_stale(folder, owner, dead_hosts=dead_hosts):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
