@@ -308,16 +308,25 @@ def run_cancellable(run: typing.Callable[[typing.Callable[[], bool]], Done], str
             raise KeyboardInterrupt  # a second signal: stop at once (run_job still removes the staging folder)
         stopped_by.append(signum)
         cancel.set()
-        stream.write(f"\n{signal_name(signum)}: cancelling after this step (again to stop at once)\n")
+        _say(stream, f"\n{signal_name(signum)}: cancelling after this step (again to stop at once)\n")
 
     try:
         with on_stop_signals(on_stop):
             done = run(cancel.is_set)
     except (JobCancelled, KeyboardInterrupt):
-        stream.write(cancelled_text + "\n")
+        _say(stream, cancelled_text + "\n")
         return exit_status(stopped_by[0] if stopped_by else signal.SIGINT)
     print(done.output_dir)
     return 0
+
+
+def _say(stream: typing.TextIO, text: str) -> None:
+    """Write a status line where the terminal may be gone already (SIGHUP)."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,13 +425,24 @@ class ProgressBar:
     """Shows job events on a stream: a redrawn ``\\r`` bar on a terminal, at most a line a second otherwise."""
 
     def __init__(self, stream: typing.TextIO, width: int = 24) -> None:
-        self.stream, self.width = stream, width
+        self.stream: typing.TextIO | None = stream
+        self.width = width
         self.tty = stream.isatty()
         self.frames = 0
         self._last = 0.0
         self._drawn = 0  # length of the bar line on screen
 
     def __call__(self, event: Event) -> None:
+        """Show ``event``; a stream that cannot be written any more (a closed terminal: SIGHUP) is dropped, because
+        progress must never be the reason a job fails."""
+        if self.stream is None:
+            return
+        try:
+            self._show(event)
+        except (OSError, ValueError):
+            self.stream = None
+
+    def _show(self, event: Event) -> None:
         if isinstance(event, FrameWritten):
             self.frames += 1
         elif isinstance(event, Done):

@@ -230,3 +230,23 @@ def test_an_unknown_preprocessor_is_refused_before_the_model_loads(capsys, tmp_p
                      "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --preprocess: unknown controls[0].preprocessor 'sobel'"), err
+
+
+def test_a_closed_terminal_never_fails_the_job():
+    """After SIGHUP the terminal is gone: progress output must not turn into an error inside the job."""
+    from t2vz_backend.protocol import Progress
+
+    class Gone:
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, _text: str) -> int:
+            raise OSError(5, "Input/output error")
+
+        def flush(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    bar = cli.ProgressBar(Gone())
+    for step in range(3):
+        bar(Progress(stage="denoise", step=step, total_steps=3))
+    assert bar.stream is None
