@@ -149,7 +149,8 @@ def _finalize(request: AnyRequest, staged: StagedOutput, sidecar: dict[str, Any]
     replaceable: list[str] = []
     if existing is not None and same_job(existing, sidecar["request"]):  # another range of this job: one sidecar
         sidecar = merge_sidecar(existing, sidecar, present=set(os.listdir(staged.root)))
-        replaceable = [SIDECAR_NAME, preview]
+        # the preview shows the whole folder; a report, when asked, measures this run's frames and replaces the last
+        replaceable = [SIDECAR_NAME, preview, *sidecar.get("report", {}).get("files", ())]
     elif existing is not None and not request.overwrite:
         raise OutputError(f"output folder {staged.root} received another job's output while this one ran",
                           hint="choose another folder, or set overwrite (CLI: --overwrite) to replace it",

@@ -31,8 +31,10 @@ from ..protocol import PROTOCOL_VERSION, JobRequest
 SIDECAR_NAME = "t2vz.json"
 SIDECAR_FORMAT = 1
 # Request fields that say where and how a job runs, never what its frames look like (README § Reproducibility).
+# The consistency report's options only measure the frames (``baseline`` changes them, so it is not here).
 EXECUTION_FIELDS = frozenset({"output_dir", "frame_start", "frame_end", "overwrite", "chunk_size", "vae_batch",
-                              "offline", "allow_pickle", "preview", "fps"})
+                              "offline", "allow_pickle", "preview", "fps",
+                              "report", "report_clip", "report_vectors", "report_compare"})
 _FRAME_NAME = re.compile(r"^frame_(\d{6,})\.png$")
 _LIBRARIES = ("torch", "diffusers", "transformers")
 
