@@ -26,7 +26,7 @@ from ..errors import OutputError
 from ..protocol import AnyRequest, request_from_dict
 from .farm_plan import FrameRange
 from .outputs import check_output, resolve
-from .sidecar import SIDECAR_NAME, read_sidecar, write_sidecar
+from .sidecar import SIDECAR_NAME, listed_frames, read_sidecar, write_sidecar
 from .staging import StagedOutput
 
 UNFINISHED_NAME = "t2vz-unfinished.json"
@@ -63,16 +63,9 @@ def committed_frames(output_dir: str, request: AnyRequest) -> tuple[AnyRequest |
     try:
         sidecar = read_sidecar(os.path.join(root, SIDECAR_NAME))
         done = request_from_dict(sidecar["request"])
-        names = [str(n) for n in sidecar.get("frames", [])]
     except Exception:  # noqa: BLE001 - no readable sidecar: no job of ours
         return None, {}
-    frames = {}
-    for name in names:
-        index = _frame_index(name)
-        path = os.path.join(root, os.path.basename(name))
-        if index is not None and os.path.isfile(path):
-            frames[index] = path
-    return done, frames
+    return done, listed_frames(root, sidecar)
 
 
 class FarmOutput:
@@ -179,14 +172,6 @@ def _resumable(request: AnyRequest, frames: FrameRange) -> dict[int, str]:
         raise OutputError(f"the farm job in {root} is already complete", field="output_dir",
                           hint="nothing to resume; use --overwrite to render it again")
     return {i: p for i, p in done.items() if i in frames}
-
-
-def _frame_index(name: str) -> int | None:
-    from ..media.writer import FRAME_PREFIX
-
-    stem, ext = os.path.splitext(os.path.basename(name))
-    digits = stem[len(FRAME_PREFIX):]
-    return int(digits) if stem.startswith(FRAME_PREFIX) and ext == ".png" and digits.isdigit() else None
 
 
 def _remove(path: str) -> None:

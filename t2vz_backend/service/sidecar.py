@@ -126,6 +126,11 @@ def committed_frames(output_dir: str, request: JobRequest) -> dict[int, str]:
         return {}
     if not isinstance(sidecar, dict) or not same_job(sidecar, request.to_dict()):
         return {}
+    return listed_frames(output_dir, sidecar)
+
+
+def listed_frames(output_dir: str, sidecar: dict[str, Any]) -> dict[int, str]:
+    """{global frame index: path} of the frames ``sidecar`` lists that exist in ``output_dir``, in frame order."""
     paths = {_index(n): os.path.join(output_dir, n) for n in _list(sidecar, "frames") if _FRAME_NAME.match(str(n))}
     return {index: path for index, path in sorted(paths.items()) if os.path.isfile(path)}
 
