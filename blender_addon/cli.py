@@ -15,7 +15,7 @@ from typing import Any
 import bpy
 
 from . import jobs, preferences
-from .core import compat, contract, modes, paths, session
+from .core import compat, contract, modes, motion_choices, paths, session
 from .core.errors import T2VZAddonError, error_text
 from .core.settings_table import SCENE_SETTINGS
 
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--frame-range", metavar="A-B", help="timeline frames A to B, inclusive")
     gen.add_argument("--out", metavar="DIR", help="folder for job folders (default: the preference, //t2vz/)")
     _add_setting_options(gen)
+    gen.add_argument("--motion-plane-object", metavar="NAME",
+                     help="--motion-plane object: the empty or plane mesh whose XY plane carries the picture")
     gen.add_argument("--model", help="base model for this run: hub id, folder or .safetensors")
     gen.add_argument("--python", metavar="PATH", help="backend Python interpreter for this run")
     gen.add_argument("--save", action="store_true", help="save the .blend file after adding the strip")
@@ -139,6 +141,12 @@ def _generate(args: argparse.Namespace) -> int:
             value = tuple(value) if isinstance(value, list) else value
             contract.check_value(setting, value)
             setattr(settings, setting.name, value)
+    if args.motion_plane_object:  # a pointer setting: named by the object (docs/camera_motion.md)
+        obj = bpy.data.objects.get(args.motion_plane_object)
+        if obj is None or obj.type not in motion_choices.PLANE_OBJECT_TYPES:
+            raise T2VZAddonError(f"there is no empty or mesh object {args.motion_plane_object!r}",
+                                 "check the --motion-plane-object name", setting="motion_plane_object")
+        settings.motion_plane_object = obj
     render_range = None
     if args.job_range:  # issue 15: the job is S-E; --frame-range picks the frames this run renders
         first, last = paths.frame_list_range(args.job_range)

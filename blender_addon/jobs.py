@@ -26,7 +26,7 @@ import bpy
 
 from . import preferences
 from .backend.t2vz_backend import protocol
-from .core import compat, modes, paths, request_builder, runner, session
+from .core import compat, modes, motion_choices, paths, request_builder, runner, session
 from .core.errors import T2VZAddonError
 from .scene_passes import job_inputs
 from .timeline import sequencer, sources, strip_report
@@ -42,6 +42,7 @@ class JobPlan:
     strip_name: str
     config: session.ClientConfig
     farm: Any = None  # a protocol.FarmSpec: render on a Ray cluster (issue 15)
+    warnings: tuple[str, ...] = ()  # things the job does that the user may not expect (camera motion); it runs
 
     @property
     def request_json(self) -> str:
@@ -81,24 +82,28 @@ def prepare(scene: Any, settings: Any, prefs: Any, *, strips: list[Any] | None =
     elif mode == modes.SCENE:
         job_inputs.check_scene_passes(pass_scene, settings)
         frame_start, min_channel = job_inputs.scene_range(pass_scene, settings)[0], 1
+    elif settings.motion_source in motion_choices.CAMERA_SOURCES:  # text->video over the scene camera's frames
+        frame_start, min_channel = job_inputs.scene_range(pass_scene, settings)[0], 1
     else:
         frame_start, min_channel = frame_range[0] if frame_range else scene.frame_start, 1
     job_dir = paths.new_job_dir(preferences.output_root(prefs, output_root), settings.prompt, settings.seed)
+    warnings: list[str] = []
     try:
         inputs = _plan_inputs(pass_scene, settings, view, job_dir, checked, frame_start)
         request = request_builder.build_request(settings, view, str(job_dir / "frames"), source=inputs.source,
                                                 controls=inputs.controls, mask_dir=inputs.mask_dir,
                                                 report_vectors=inputs.report_vectors)
+        request, motion_writers = _with_camera_motion(request, pass_scene, settings, job_dir, warnings)
         request, frame_start = _sub_range(request, frame_start, render_range, frames_dir)  # issue 15: farm ranges
         request_builder.check(request, mode, staged=False)  # the inputs are planned, written below
-        for write in inputs.writers:
+        for write in (*inputs.writers, *motion_writers):
             write()
         (job_dir / "request.json").write_text(protocol.dumps(request) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(job_dir, ignore_errors=True)  # a folder made a moment ago by this function
         raise
     return JobPlan(request, str(job_dir), scene.name, frame_start, min_channel,
-                   paths.strip_name(settings.prompt, settings.seed), config, farm)
+                   paths.strip_name(settings.prompt, settings.seed), config, farm, tuple(warnings))
 
 
 def _sub_range(request: Any, job_start: int, render_range: tuple[int, int] | None, frames_dir: str
@@ -118,6 +123,20 @@ def _sub_range(request: Any, job_start: int, render_range: tuple[int, int] | Non
     return (dataclasses.replace(request, **changes) if changes else request), job_start
 
 
+def _with_camera_motion(request: Any, pass_scene: Any, settings: Any, job_dir: Path, warnings: list[str]
+                        ) -> tuple[Any, list[Callable[[], object]]]:
+    """Text->video and scene-pass jobs with a camera Motion: the scene camera's motion over the scene range (a
+    text->video job then makes one frame per frame of it), and the writers of its files. Other jobs as they are."""
+    if settings.mode not in (modes.TEXT2VIDEO, modes.SCENE) or settings.motion_source not in \
+            motion_choices.CAMERA_SOURCES:
+        return request, []
+    frames = job_inputs.scene_range(pass_scene, settings)
+    fields, writers = job_inputs.camera_motion(pass_scene, settings, frames, job_dir, request, warnings)
+    if settings.mode == modes.TEXT2VIDEO:
+        fields["frames"] = frames[1] - frames[0] + 1
+    return dataclasses.replace(request, **fields), writers
+
+
 def _plan_inputs(pass_scene: Any, settings: Any, view: request_builder.PrefsView, job_dir: Path,
                  checked: sources.StripSource | None, frame_start: int) -> _Inputs:
     if checked is not None:
@@ -132,6 +151,8 @@ def _plan_inputs(pass_scene: Any, settings: Any, view: request_builder.PrefsView
         return _Inputs(controls=controls, report_vectors=vectors, writers=writers)
     if settings.smooth_bg:
         frames = (frame_start, frame_start + request_builder.frame_count(settings) - 1)
+        if settings.motion_source in motion_choices.CAMERA_SOURCES:  # the scene camera's frames (see above)
+            frames = job_inputs.scene_range(pass_scene, settings)
         masks, writer = job_inputs.mask_dir(pass_scene, settings, frames, job_dir)
         return _Inputs(mask_dir=masks, writers=[writer])
     return _Inputs()
@@ -213,6 +234,8 @@ def run_blocking(plan: JobPlan, log=print) -> Any:
     Every frame gets a line ``Time: MM:SS.ss | T2V-Zero frame F (k/n)``: the form Blender prints per rendered frame,
     which render farms (Flamenco) count as task progress; nothing stays silent for more than ``HEARTBEAT_S``.
     """
+    for warning in plan.warnings:
+        log(f"T2V-Zero warning: {warning}")
     job = launch(plan)
     last, clock = [""], {"line": time.monotonic(), "start": time.monotonic()}
 

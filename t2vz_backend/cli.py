@@ -38,6 +38,7 @@ from .protocol import (
     FrameWritten,
     JobRequest,
     LoraSpec,
+    MotionRequest,
     Progress,
     TextToVideoRequest,
     parse_json,
@@ -70,6 +71,13 @@ HELP = {
     "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
     "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
     "annotators_dir": "local copy of lllyasviel/Annotators: weights of the controlnet_aux preprocessors (hed, ...)",
+    # camera motion (docs/camera_motion.md)
+    "motion_flow": "per-frame displacement fields in pixels (frame k -> frame 0): a float32 .npy (frames, H, W, 2) "
+                   "or a folder of EXR / 16-bit PNG maps; overrides the other motion options",
+    "motion_occlusion": "with --motion-flow: where frame k shows what frame 0 does not (fresh noise there): a .npy "
+                        "(frames, H, W) or a folder of masks, white = disoccluded",
+    "motion_width": "the frame width the homographies/flows are measured in (0: the output width)",
+    "motion_height": "the frame height the homographies/flows are measured in (0: the output height)",
 }
 HELP.update({  # the consistency report (quality/) and its baseline
     "report": "also write report.json/.png/.html next to the frames: warp error, flow-compensated PSNR/SSIM and "
@@ -82,7 +90,8 @@ HELP.update({  # the consistency report (quality/) and its baseline
                 "method against",
 })
 CHOICES = {name: values for name, values in FIELD_CHOICES.items() if name != "device"}  # device: also cuda:N
-SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path"}
+SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path",
+           "motion_homographies"}
 # Request fields (list indices dropped) whose option is not "--" + the field's name; a field without an option of the
 # command is named as it is in the request.
 OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
@@ -170,6 +179,10 @@ def _add_request_options(parser: argparse.ArgumentParser, cls: type[JobRequest])
             continue
         metavar = "{" + ",".join(CHOICES[spec.name]) + "}" if spec.name in CHOICES else spec.name.upper()
         parser.add_argument(flag, type=tp, metavar=metavar, default=argparse.SUPPRESS, help=text)
+    if issubclass(cls, MotionRequest):
+        parser.add_argument("--motion-homographies", metavar="FILE", type=_homographies, default=argparse.SUPPRESS,
+                            help="one 3x3 homography per frame mapping frame k's pixels to frame 0's: a JSON list "
+                                 "of 9 numbers (row by row) or 3x3 lists per frame, or a .npy of shape (frames, 3, 3)")
     if cls is TextToVideoRequest:
         parser.add_argument("--frame-prompt", dest="frame_prompts", action="append", default=argparse.SUPPRESS,
                             metavar="TEXT", help="one prompt per frame, in order (repeat once per frame)")
@@ -250,6 +263,31 @@ def _control(text: str) -> ControlSpec:
 
 
 MAX_JOB_FILE_BYTES = 64 * 2**20  # far above any real job (a sidecar of 10 000 frames is about 1 MB)
+
+
+def _homographies(path: str) -> tuple[tuple[float, ...], ...]:
+    """``--motion-homographies FILE``: a JSON list (9 numbers or 3x3 per frame) or a .npy (frames, 3, 3)."""
+    try:
+        if path.lower().endswith(".npy"):
+            import numpy as np
+
+            rows = np.load(path, allow_pickle=False).tolist()
+        else:
+            with open(path, "rb") as handle:
+                rows = parse_json(handle.read(MAX_JOB_FILE_BYTES + 1)[:MAX_JOB_FILE_BYTES], "homographies file")
+    except (OSError, ValueError, InvalidRequestError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read homographies from {path}: {exc}") from None
+    if not isinstance(rows, list):
+        raise argparse.ArgumentTypeError(f"{path} holds no list of homographies")
+    out = []
+    for k, m in enumerate(rows):
+        flat = [v for row in m for v in (row if isinstance(row, list) else [None])] \
+            if isinstance(m, list) and m and isinstance(m[0], list) else m
+        if not isinstance(flat, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in flat):
+            raise argparse.ArgumentTypeError(f"{path}: entry {k} is not a list of numbers")
+        out.append(tuple(float(v) for v in flat))
+    return tuple(out)
 
 
 def _load_job_file(args: argparse.Namespace) -> tuple[JobRequest, FarmSpec | None]:

@@ -117,18 +117,47 @@ class JobRequest:
         return {"type": self.TYPE, **encode(self)}
 
 
+# --- Motion dynamics (camera motion; docs/camera_motion.md) --------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class TextToVideoRequest(JobRequest):
+class MotionRequest(JobRequest):
+    """The motion-dynamics fields every mode shares: how the anchor latent is warped for each frame.
+
+    One motion source is used, the first given of: ``motion_flow`` (per-pixel displacement fields, e.g. from depth),
+    ``motion_homographies`` (one 3x3 matrix per frame, e.g. from the Blender camera), ``motion_path`` (pan, zoom,
+    roll keys) and the constant drift ``motion_x``/``motion_y``. Conventions (docs/camera_motion.md): pixel
+    coordinates have their origin at the top-left corner of the frame, x right, y down, pixel (i, j) covering
+    [i, i+1) x [j, j+1), so its centre is (i + 0.5, j + 0.5); a homography or a displacement maps a pixel of frame k
+    to where the same content is in frame 0.
+    """
+
+    motion_x: float = 0.0  # translation per frame, as a fraction of the frame width (paper's lambda / 512)
+    motion_y: float = 0.0  # ... and of the frame height. Content moves left/up for positive values
+    motion_path: tuple[MotionKey, ...] = ()  # optional per-frame camera pose; overrides motion_x/motion_y
+    motion_mode: str = "clean"  # "clean": exact sub-pixel shifts; "parity": the reference implementation's rounding
+    # One 3x3 matrix per frame (9 numbers, row-major): (x0, y0, 1) ~ H_k (xk, yk, 1) in pixels; H_0 = identity.
+    motion_homographies: tuple[tuple[float, ...], ...] = ()
+    # Per-frame displacement fields (pixels): source = p + d_k(p). A float32 .npy stack (frames, H, W, 2) or a
+    # folder of EXR (R = dx, G = dy) / 16-bit PNG maps (docs/camera_motion.md), one per frame.
+    motion_flow: str = ""
+    # With motion_flow: where frame k shows what frame 0 does not (disoccluded). A .npy stack (frames, H, W) or a
+    # folder of masks, white/nonzero = disoccluded; those latent cells get fresh noise, never warped content.
+    motion_occlusion: str = ""
+    motion_width: int = 0  # the frame size, in pixels, homographies and flows are measured in; 0 = the output size
+    motion_height: int = 0
+
+
+@dataclass(frozen=True)
+class TextToVideoRequest(MotionRequest):
     """Text2Video-Zero text->video: motion dynamics in the latents plus cross-frame attention (paper Sect. 3)."""
 
     TYPE: ClassVar[str] = "text2video"
 
     prompt: str = ""
     frame_prompts: tuple[str, ...] = ()  # optional, one prompt per frame (overrides ``prompt`` frame by frame)
-    motion_x: float = 12 / 512  # translation per frame, as a fraction of the frame width (paper's lambda / 512)
-    motion_y: float = 12 / 512  # ... and of the frame height. Content moves left/up for positive values
-    motion_path: tuple[MotionKey, ...] = ()  # optional per-frame camera pose; overrides motion_x/motion_y
-    motion_mode: str = "clean"  # "clean": exact sub-pixel shifts; "parity": the reference implementation's rounding
+    motion_x: float = 12 / 512  # the paper's constant drift: 12 px of 512 per frame
+    motion_y: float = 12 / 512
     t0: int = 881  # T' as a training timestep (noise level) where the anchor latent is warped
     t1: int = 941  # T as a training timestep: all frames are denoised from here
     smooth_bg: bool = False  # background smoothing with the warped anchor (paper Sect. 3.3), needs ``mask_dir``
@@ -137,7 +166,7 @@ class TextToVideoRequest(JobRequest):
 
 
 @dataclass(frozen=True)
-class ControlVideoRequest(JobRequest):
+class ControlVideoRequest(MotionRequest):
     """ControlNet-guided video: shared initial noise, cross-frame attention in the UNet and every ControlNet."""
 
     TYPE: ClassVar[str] = "controlnet"
@@ -150,16 +179,18 @@ class ControlVideoRequest(JobRequest):
     height: int = 0
     frames: int = 0
     long_side: int = 512  # when width/height are 0: scale the control frames so their long side is this
-    motion_x: float = 0.0  # motion dynamics are off by default: the control maps drive the video
-    motion_y: float = 0.0
+    # Motion dynamics are off by default (no motion field given): the control maps drive the video.
     # a local copy of the hub repository lllyasviel/Annotators: the weights of the controlnet_aux preprocessors
     # (hed, midas, openpose, ...); they are loaded from here only, never downloaded
     annotators_dir: str = ""
 
 
 @dataclass(frozen=True)
-class EditVideoRequest(JobRequest):
-    """Video Instruct-Pix2Pix: edit a frame sequence with an instruction, 3-way guidance, cross-frame attention."""
+class EditVideoRequest(MotionRequest):
+    """Video Instruct-Pix2Pix: edit a frame sequence with an instruction, 3-way guidance, cross-frame attention.
+
+    Motion dynamics are off by default (no motion field given): each frame starts from its own noise.
+    """
 
     TYPE: ClassVar[str] = "pix2pix"
 

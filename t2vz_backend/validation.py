@@ -12,9 +12,9 @@ import math
 import os
 from dataclasses import dataclass
 
-from . import model_refs
+from . import homography, model_refs
 from .errors import Problem
-from .protocol import ControlVideoRequest, EditVideoRequest, FarmSpec, JobRequest, TextToVideoRequest
+from .protocol import ControlVideoRequest, EditVideoRequest, FarmSpec, JobRequest, MotionRequest, TextToVideoRequest
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "dpm++", "dpm++sde", "unipc", "euler", "euler_a", "lms", "tcd", "lcm")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -96,6 +96,9 @@ LIMITS: dict[str, Limit] = {
     "farm.gpus_per_worker": Limit(0.0, 64.0, soft_max=8.0, typical="1 is typical; 0 = CPU workers"),
     "farm.cpus_per_worker": Limit(1, 1024, soft_max=64, typical="1 is typical for GPU workers"),
     "farm.retries": Limit(0, 100, soft_max=10, typical="3 is the default"),
+    # motion dynamics (docs/camera_motion.md)
+    "motion_width": Limit(0, MAX_SIZE, typical="the width the homographies were made for, or 0 for the output's"),
+    "motion_height": Limit(0, MAX_SIZE, typical="the height the homographies were made for, or 0 for the output's"),
 }
 
 
@@ -116,6 +119,8 @@ def validate_request(request: JobRequest) -> list[Problem]:
         _controlnet(request, out)
     elif isinstance(request, EditVideoRequest):
         _pix2pix(request, out)
+    if isinstance(request, MotionRequest):
+        _motion(request, out)
     return out
 
 
@@ -241,16 +246,6 @@ def _text2video(r: TextToVideoRequest, out: list[Problem]) -> None:
         out.append(Problem(
             "frame_prompts", f"{len(r.frame_prompts)} frame prompts for {r.frames} frames", "give one per frame"
         ))
-    _in_limits(out, "motion_x", r.motion_x, unit="motion is a fraction of the frame per frame")
-    _in_limits(out, "motion_y", r.motion_y, unit="motion is a fraction of the frame per frame")
-    if r.motion_path and len(r.motion_path) != r.frames:
-        out.append(Problem("motion_path", f"{len(r.motion_path)} motion keys for {r.frames} frames", "one per frame"))
-    for i, key in enumerate(r.motion_path):
-        for name in ("dx", "dy", "zoom", "rotation"):
-            _finite(out, f"motion_path[{i}].{name}", getattr(key, name))
-        if math.isfinite(key.zoom) and key.zoom <= 0:
-            out.append(Problem(f"motion_path[{i}].zoom", f"zoom={key.zoom} must be positive", "1.0 = no zoom"))
-    _choice(out, "motion_mode", r.motion_mode, MOTION_MODES)
     if not LIMITS["t0"].min <= r.t0 < r.t1 <= LIMITS["t1"].max:
         out.append(Problem(
             "t0" if r.t0 >= r.t1 or r.t0 <= 0 else "t1",
@@ -292,8 +287,6 @@ def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
                 and c.low_threshold > c.high_threshold):
             out.append(Problem(f"{name}.low_threshold", f"canny thresholds need low <= high, got {c.low_threshold} > "
                                                         f"{c.high_threshold}", "100 and 200 are the defaults"))
-    _finite(out, "motion_x", r.motion_x)
-    _finite(out, "motion_y", r.motion_y)
     _long_side(r.long_side, out)
     if r.annotators_dir and not os.path.isdir(os.path.expanduser(r.annotators_dir)):
         out.append(Problem("annotators_dir", f"annotators folder {r.annotators_dir!r} does not exist",
@@ -311,6 +304,86 @@ def _pix2pix(r: EditVideoRequest, out: list[Problem]) -> None:
     _in_limits(out, "input_start", r.input_start)
     _in_limits(out, "input_fps", r.input_fps)
     _long_side(r.long_side, out)
+
+
+# --- Motion dynamics (docs/camera_motion.md) ------------------------------------------------------------------------
+
+MOTION_SOURCES = ("motion_flow", "motion_homographies", "motion_path")  # in priority order; at most one per job
+MIN_HOMOGRAPHY_DET = 1e-6  # |det| of a homography in frame-normalised coordinates (largest entry 1): below = singular
+IDENTITY_TOLERANCE = 1e-6
+
+
+def motion_source(r: MotionRequest) -> str:
+    """The field that gives the job's motion ("motion_x" for the constant drift, "" when a mode has none asked)."""
+    for name in MOTION_SOURCES:
+        if getattr(r, name):
+            return name
+    drift = r.motion_x != 0 or r.motion_y != 0
+    return "motion_x" if drift or isinstance(r, TextToVideoRequest) else ""
+
+
+def motion_size(r: JobRequest, width: int = 0, height: int = 0) -> tuple[int, int]:
+    """(width, height) in pixels that the request's homographies and flows are measured in (0, 0 if not yet known)."""
+    if isinstance(r, MotionRequest) and r.motion_width:
+        return r.motion_width, r.motion_height
+    return (width or r.width, height or r.height)
+
+
+def _motion(r: MotionRequest, out: list[Problem]) -> None:
+    unit = "motion is a fraction of the frame per frame"
+    _in_limits(out, "motion_x", r.motion_x, unit=unit)
+    _in_limits(out, "motion_y", r.motion_y, unit=unit)
+    _choice(out, "motion_mode", r.motion_mode, MOTION_MODES)
+    given = [name for name in MOTION_SOURCES if getattr(r, name)]
+    if len(given) > 1:
+        out.append(Problem(given[1], f"{given[0]} and {given[1]} both give the camera motion", "give only one"))
+    for name, items in (("motion_path", r.motion_path), ("motion_homographies", r.motion_homographies)):
+        if items and r.frames and len(items) != r.frames:
+            out.append(Problem(name, f"{len(items)} entries in {name} for {r.frames} frames", "give one per frame"))
+    for i, key in enumerate(r.motion_path):
+        for name in ("dx", "dy", "zoom", "rotation"):
+            _finite(out, f"motion_path[{i}].{name}", getattr(key, name))
+        if math.isfinite(key.zoom) and key.zoom <= 0:
+            out.append(Problem(f"motion_path[{i}].zoom", f"zoom={key.zoom} must be positive", "1.0 = no zoom"))
+    sized = [_in_limits(out, name, getattr(r, name)) for name in ("motion_width", "motion_height")]
+    if all(sized) and (r.motion_width == 0) != (r.motion_height == 0):
+        out.append(Problem("motion_width", "motion_width and motion_height must both be set or both be 0",
+                           "give the frame size the motion was made for, or 0 for the output size"))
+    out.extend(homography_problems(r.motion_homographies, *motion_size(r)))
+    if r.motion_flow and not os.path.exists(r.motion_flow):
+        out.append(Problem("motion_flow", f"displacement fields {r.motion_flow!r} do not exist", "check the path"))
+    if r.motion_occlusion and not r.motion_flow:
+        out.append(Problem("motion_occlusion", "an occlusion mask needs displacement fields",
+                           "set motion_flow too, or leave motion_occlusion empty"))
+    elif r.motion_occlusion and not os.path.exists(r.motion_occlusion):
+        out.append(Problem("motion_occlusion", f"occlusion masks {r.motion_occlusion!r} do not exist",
+                           "check the path"))
+
+
+def homography_problems(matrices, width: int = 0, height: int = 0) -> list[Problem]:
+    """Problems of per-frame homographies (9 numbers each), each naming its frame; see ``homography`` for the test.
+
+    Singularity and the horizon need the frame size: without one (an output size only the input media will tell)
+    they are left to the engine, which checks again with the size before any work.
+    """
+    out: list[Problem] = []
+    hint = "each matrix maps a pixel of its frame to frame 0, 9 numbers row by row (docs/camera_motion.md)"
+    for k, m in enumerate(matrices):
+        name = f"motion_homographies[{k}]"
+        if len(m) != 9:
+            out.append(Problem(name, f"the homography of frame {k} has {len(m)} numbers, not 9", hint))
+        elif not all(math.isfinite(v) for v in m):
+            out.append(Problem(name, f"the homography of frame {k} has a value that is not a finite number", hint))
+        elif width and height and abs(det := homography.normalised_determinant(m, width, height)) < MIN_HOMOGRAPHY_DET:
+            out.append(Problem(name, f"the homography of frame {k} is singular (normalised determinant {det:.2g}): "
+                               "it squashes the frame onto a line or a point", hint))
+        elif width and height and not homography.in_front(m, width, height):
+            out.append(Problem(name, f"the homography of frame {k} maps the whole frame behind the horizon (w <= 0)",
+                               "a homography counts up to a positive factor: multiply this one by -1"))
+        elif k == 0 and not homography.is_identity(m, IDENTITY_TOLERANCE):
+            out.append(Problem(name, "the homography of frame 0 is not the identity",
+                               "frame 0 is the anchor the other frames are warped from: give it the identity"))
+    return out
 
 
 def _long_side(value: int, out: list[Problem]) -> None:

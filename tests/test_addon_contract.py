@@ -30,6 +30,8 @@ ADDON_OWNED = {
     "control_input": "footage or maps: preprocessor = kind or 'none'",
     "pass_pose": "which scene passes to render", "pass_depth": "", "depth_source": "", "pass_canny": "",
     "mask_collection": "which objects to render as masks",
+    "motion_source": "camera motion: what the add-on turns into motion_homographies / motion_flow",
+    "motion_plane": "camera motion: the plane the homographies are made over", "motion_plane_object": "",
     "text2video": "per-mode group", "controlnet": "per-mode group", "pix2pix": "per-mode group",
     "scene": "per-mode group",
     "render_on_farm": "where the job runs (issue 15: the Ray cluster of the Farm preferences)",

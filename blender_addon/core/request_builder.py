@@ -26,7 +26,8 @@ from .settings_table import (
 
 PREVIEW_DIR = "(job folder)"  # output_dir of preview requests; the real one is made when the job starts
 # Request fields that only the job's sources fill in: not reported until they are staged.
-SOURCE_FIELDS = ("output_dir", "input", "controls", "mask_dir", "report_vectors", "report_compare")
+SOURCE_FIELDS = ("output_dir", "input", "controls", "mask_dir", "report_vectors", "report_compare", "motion_flow",
+                 "motion_occlusion")
 _REQUEST = protocol.JobRequest
 
 

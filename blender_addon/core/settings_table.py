@@ -17,11 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend.t2vz_backend import model_refs
-from . import contract, modes
+from . import contract, modes, motion_choices
 from .contract import Setting
 from .modes import CONTROLNET, PIX2PIX, SCENE, SOURCE_MODES, TEXT2VIDEO
 
 CONTROL_MODES = (CONTROLNET, SCENE)
+CAMERA_MODES = (TEXT2VIDEO, SCENE)  # the modes whose frames the scene camera can move
 SIZED_MODES = (*SOURCE_MODES, SCENE)  # modes that size their frames from a source (or the scene passes)
 CONTROL_KINDS = tuple(model_refs.DEFAULT_CONTROLNETS)  # the kinds the backend has a default ControlNet for
 _KIND_LABELS = {"canny": ("Edges", "Canny edges (ControlNet canny)"), "depth": ("Depth", "Depth maps (ControlNet "
@@ -113,6 +114,15 @@ SCENE_SETTINGS: tuple[Setting, ...] = (
     Setting("render_on_farm", "Render on Farm", "Send the job to the Ray cluster set in the add-on preferences "
             "(Farm): its frame ranges render on every GPU at once, with the same frames as here", kind="bool",
             default=False, cli=False),
+    # Camera motion (docs/camera_motion.md): add-on-owned choices; the request carries their result (homographies
+    # or displacement fields), not the choice.
+    Setting("motion_source", "Motion", "What moves the generated world from frame to frame", modes=CAMERA_MODES,
+            kind="enum", items=motion_choices.MOTION_SOURCES),
+    Setting("motion_plane", "Motion Plane", "Scene Camera: the surface the picture lies on", modes=CAMERA_MODES,
+            kind="enum", items=motion_choices.MOTION_PLANES),
+    Setting("motion_plane_object", "Motion Plane Object", "An empty or a plane mesh whose local XY plane carries "
+            "the picture (Motion Plane: Plane Object)", modes=CAMERA_MODES, kind="pointer",
+            ui={"type": "Object", "poll": motion_choices.is_plane_object}, cli=False),
 )
 
 _MODEL_HELP = "A Hugging Face hub id, a diffusers folder or a single checkpoint file"

@@ -49,7 +49,9 @@ class JobDriver:
 
     def run_plan(self, context: Any, plan: jobs.JobPlan) -> set[str]:
         if headless(context):
-            return self.added(jobs.run_blocking(plan))
+            return self.added(jobs.run_blocking(plan))  # prints the plan's warnings
+        for warning in plan.warnings:
+            self.report({"WARNING"}, f"T2V-Zero: {warning}")
         self._job = jobs.launch(plan)
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_S, window=context.window)

@@ -5,7 +5,7 @@ import random
 
 import bpy
 
-from ..core import compat, contract, modes
+from ..core import compat, contract, modes, motion_choices
 from ..core.errors import T2VZAddonError
 from ..core.settings_table import CONTROL_KINDS, SCENE_BY_NAME, SCENE_SETTINGS
 from ..timeline import sequencer
@@ -45,7 +45,10 @@ def apply_request(settings, data: dict) -> list[str]:
                              "generate it again from the panel")
     settings.mode = mode.key
     skipped: list[str] = []
+    camera = bool(data.get("motion_homographies") or data.get("motion_flow"))  # made from the scene camera
     for setting in SCENE_SETTINGS:
+        if camera and setting.name == "motion":
+            continue  # a camera job's drift is 0: the user's Drift vector stays
         names = setting.fields_for(mode.key)
         if mode.key in setting.modes and names and "." not in names[0] and all(n in data for n in names):
             _set(settings, setting.name, contract.from_request(setting, tuple(data[n] for n in names)), skipped)
@@ -55,6 +58,9 @@ def apply_request(settings, data: dict) -> list[str]:
         if forced:
             _set(settings, "width", data["width"], skipped)
             _set(settings, "height", data["height"], skipped)
+    if mode.key in (modes.TEXT2VIDEO, modes.SCENE):
+        settings.motion_source = (motion_choices.CAMERA_DEPTH if data.get("motion_flow") else motion_choices.CAMERA
+                                  ) if camera else motion_choices.DRIFT
     controls = data.get("controls") or []
     if controls and isinstance(controls[0], dict):
         control = controls[0]

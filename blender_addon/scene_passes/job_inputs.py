@@ -16,8 +16,11 @@ from typing import Any
 
 import bpy
 
+from ..core import motion_choices
 from ..core.errors import T2VZAddonError
 from ..core.request_builder import PrefsView, control_spec
+from .camera_depth import depth_motion_fields, render_depth_motion
+from .camera_motion import camera_homographies
 from .depth import render_depth_maps
 from .masks import render_object_masks
 from .pose_keypoints import export_pose_keypoints
@@ -118,3 +121,35 @@ def vector_dir(scene: Any, settings: Any, job_dir: Path) -> tuple[str, Writer]:
     first, last = scene_range(scene, settings)
     out_dir = str(job_dir / "controls" / "vectors")
     return out_dir, functools.partial(render_vector_pass, scene, first, last, out_dir)
+
+
+def camera_motion(scene: Any, settings: Any, frames: tuple[int, int], job_dir: Path, request: Any,
+                  warnings: list[str]) -> tuple[dict[str, Any], list[Writer]]:
+    """Request fields for a camera Motion over timeline ``frames``, and the writers of its files (after the check).
+
+    Scene Camera reads the camera now (cheap: homographies in the request); Scene Camera + Depth plans
+    ``job_dir/motion/flow.npy`` and ``occlusion.npy`` at no more than the output's long side (``request``'s size,
+    or its ``long_side`` when the source sizes it) and renders them in its writer. Warnings go to ``warnings`` (the
+    depth path's as it renders); an output of another shape than the render is one: the engine stretches the
+    camera's view to it.
+    """
+    if scene.camera is None:
+        raise T2VZAddonError(f"scene {scene.name!r} has no active camera for the motion",
+                             "add a camera and make it active (Ctrl+Numpad 0), or use Motion: Constant Drift",
+                             setting="motion_source")
+    width, height = request.width, request.height
+    writers: list[Writer] = []
+    if settings.motion_source == motion_choices.CAMERA:
+        fields, found = camera_homographies(scene, settings, *frames)
+        warnings.extend(found)
+    else:
+        long_side = max(width, height) or getattr(request, "long_side", 0)
+        out_dir = str(job_dir / "motion")
+        fields = depth_motion_fields(scene, out_dir, long_side)
+        writers.append(lambda: warnings.extend(render_depth_motion(scene, *frames, out_dir,
+                                                                   long_side=long_side)[1]))
+    size = fields["motion_width"], fields["motion_height"]
+    if width and height and abs(width / height - size[0] / size[1]) > 0.01 * size[0] / size[1]:
+        warnings.append(f"the output ({width}x{height}) has another shape than the camera's render ({size[0]}x"
+                        f"{size[1]}): the camera's view is stretched to it; match the two for undistorted motion")
+    return fields, writers

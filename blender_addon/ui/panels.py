@@ -10,7 +10,7 @@ from typing import Any
 import bpy
 
 from .. import preferences
-from ..core import compat, modes, request_builder, runner
+from ..core import compat, modes, motion_choices, request_builder, runner
 from ..core.errors import T2VZAddonError
 from ..core.settings_table import owner
 from ..timeline import sequencer
@@ -71,6 +71,21 @@ def draw_job(layout: Any) -> bool:
         if job.failure and job.failure.hint:
             col.label(text=job.failure.hint, icon="BLANK1")
     return False
+
+
+def draw_motion(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
+    """The Motion choice: the drift vector, or the scene camera's plane (docs/camera_motion.md)."""
+    layout.prop(settings, "motion_source")
+    if settings.motion_source == motion_choices.DRIFT:
+        if settings.mode == modes.TEXT2VIDEO:
+            prop(layout, settings, "motion", problems, text="Drift")
+        return
+    if settings.motion_source == motion_choices.CAMERA:
+        layout.prop(settings, "motion_plane")
+        if settings.motion_plane == motion_choices.OBJECT:
+            layout.prop(settings, "motion_plane_object")
+    if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range:
+        layout.label(text="Frames: the scene's frame range", icon="CAMERA_DATA")
 
 
 class SequencerPanel:
@@ -134,15 +149,17 @@ class T2VZ_PT_main(SequencerPanel, bpy.types.Panel):
 
     @staticmethod
     def draw_frames(layout: Any, settings: Any, problems: dict[str, list[Any]]) -> None:
-        if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range:
+        camera = settings.motion_source in motion_choices.CAMERA_SOURCES
+        if settings.mode == modes.TEXT2VIDEO and not settings.use_frame_range and not camera:
             prop(layout, settings, "frames", problems)
         layout.prop(settings, "use_frame_range")
         if settings.use_frame_range:
             col = layout.column(align=True)
             col.prop(settings, "frame_range_start")
             col.prop(settings, "frame_range_end")
+        if settings.mode in (modes.TEXT2VIDEO, modes.SCENE):
+            draw_motion(layout, settings, problems)
         if settings.mode == modes.TEXT2VIDEO:
-            prop(layout, settings, "motion", problems)
             row = layout.row(align=True)
             row.prop(settings, "t0")
             row.prop(settings, "t1")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .motion import warp_frames
+from .motion import MotionPlan
 
 
 def load_masks(mask_dir: str, frames: Sequence[int], latent_size: tuple[int, int],
@@ -46,15 +46,17 @@ def load_masks(mask_dir: str, frames: Sequence[int], latent_size: tuple[int, int
 
 
 def smooth_background(anchor_t1: torch.Tensor, others_t1: torch.Tensor, frames: Sequence[int],
-                      masks: dict[int, torch.Tensor], request) -> torch.Tensor:
-    """Blend each non-anchor latent's background with the warped anchor background (see the module notation)."""
-    motion = {"motion_x": request.motion_x, "motion_y": request.motion_y, "motion_path": request.motion_path,
-                  "mode": request.motion_mode}
+                      masks: dict[int, torch.Tensor], strength: float, motion: MotionPlan) -> torch.Tensor:
+    """Blend each non-anchor latent's background with the warped anchor background (see the module notation).
+
+    Holes of the warp (cells that show nothing of frame 0) are left to the frame's own latent: there is no anchor
+    background to blend in.
+    """
     dtype = others_t1.dtype
     anchor_fg = masks[0].to(dtype)
-    warped_fg = (warp_frames(anchor_fg, frames, **motion) > 0.5).to(dtype)
-    x_hat = warp_frames(anchor_t1 * (1 - anchor_fg), frames, **motion)
+    warped_fg, holes = motion.warp(anchor_fg, frames)
+    x_hat, _ = motion.warp(anchor_t1 * (1 - anchor_fg), frames)
     own_fg = torch.cat([masks[k] for k in frames]).to(dtype)
-    background = (1 - own_fg) * (1 - warped_fg)
-    a = request.smooth_bg_strength
+    background = (1 - own_fg) * (1 - (warped_fg > 0.5).to(dtype)) * (~holes).to(dtype)
+    a = strength
     return (1 - background) * others_t1 + background * (a * others_t1 + (1 - a) * x_hat)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..attention.cross_frame import CrossFrameState
-from ..protocol import AnyRequest, EditVideoRequest, TextToVideoRequest
+from ..protocol import AnyRequest, JobRequest, MotionRequest, TextToVideoRequest
 
 
 def independent_stills(request: AnyRequest, state: CrossFrameState | None) -> tuple[AnyRequest, CrossFrameState]:
@@ -23,9 +23,13 @@ def independent_stills(request: AnyRequest, state: CrossFrameState | None) -> tu
     if not request.baseline:
         return request, state
     state.per_frame = True
-    if isinstance(request, EditVideoRequest):
-        return request, state
-    changes = {"motion_x": 0.0, "motion_y": 0.0}
+    changes = dict(NO_MOTION) if isinstance(request, MotionRequest) else {}
     if isinstance(request, TextToVideoRequest):
-        changes.update(motion_path=(), smooth_bg=False)
-    return dataclasses.replace(request, **changes), state
+        changes.update(smooth_bg=False)
+    changes = {name: value for name, value in changes.items() if getattr(request, name) != value}
+    return (dataclasses.replace(request, **changes) if changes else request), state
+
+
+# Every motion field at MotionRequest's default: no drift, camera path, homographies or displacement fields.
+NO_MOTION = {f.name: f.default for f in dataclasses.fields(MotionRequest)
+             if f.name not in {g.name for g in dataclasses.fields(JobRequest)}}

@@ -2,7 +2,8 @@
 
 Consistency comes from one shared initial noise for every frame (x_T¹ = … = x_Tᶠ) and cross-frame attention in the
 UNet *and* every ControlNet; the control maps alone make frames differ. Motion dynamics are off by default and can
-be asked for (then the anchor runs alone to T′ and the other frames start from its warped latent, as in text→video).
+be asked for with any motion field of text→video (drift, camera path, homographies, displacement fields): then the
+anchor runs alone to T′ and the other frames start from its warped latent, as in text→video.
 
 1. check inputs and read the control maps  2. encode prompts  3. schedule  4. initial latents (shared, or motion)
 5. all frames, step-major, ControlNets evaluated per chunk with that chunk's maps  6. decode, stream.
@@ -17,16 +18,16 @@ import torch
 
 from ..attention.cross_frame import CrossFrameState, cross_frame_attention
 from ..conditions.maps import load_control_maps
-from ..protocol import ControlVideoRequest, TextToVideoRequest
+from ..protocol import ControlVideoRequest
 from ..sampling.context import JobContext
 from ..sampling.decoding import stream_frames
 from ..sampling.prompts import PromptTable
 from ..sampling.sampler import ControlInput, NoisePredictor, denoise, passes_per_step
-from ..sampling.schedule import plan_schedule
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_render_range, check_request, frame_range
 from .baseline import independent_stills
-from .dynamics import motion_latents
+from .dynamics import guided_schedule, motion_latents
+from .motion import plan_motion
 
 
 @torch.no_grad()
@@ -52,6 +53,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
     device, dtype = model.device, model.unet.dtype
     scale = 2 ** (len(model.vae.config.block_out_channels) - 1)
     h, w = height // scale, width // scale
+    motion = plan_motion(request, frames, count, (width, height), (h, w))
     ctx.on_stage("prepare")
 
     # 2. Prompts: [uncond, cond] with CFG, [cond] without; the ControlNets see the same embeddings.
@@ -68,12 +70,8 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
 
     # 3. Schedule: the scheduler's grid for the step count (T/T′ only matter with motion).
     main = model.make_scheduler(request.scheduler)
-    with_motion = request.motion_x != 0 or request.motion_y != 0
-    defaults = TextToVideoRequest()
-    plan = plan_schedule(main, request.steps, defaults.t0, defaults.t1)
-    start_index = plan.t1_index if with_motion else 0
-    if start_index and hasattr(main, "set_begin_index"):
-        main.set_begin_index(start_index)
+    with_motion = motion.active
+    plan, start_index = guided_schedule(main, request.steps, with_motion)
     per_step = passes_per_step(len(frames), request.chunk_size, request.exact_anchor)
     ctx.plan((plan.t0_index if with_motion else 0) + (len(plan.timesteps) - start_index) * per_step)
 
@@ -88,9 +86,8 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
         if with_motion:
             pre = model.make_scheduler(request.scheduler)
             pre.set_timesteps(request.steps)
-            latents, _ = motion_latents(predictor, pre, main, plan, noise, frames, seed=request.seed,
-                                        motion_x=request.motion_x, motion_y=request.motion_y, motion_path=(),
-                                        motion_mode="clean", state=state, models=models, ctx=ctx, generator=gen0,
+            latents, _ = motion_latents(predictor, pre, main, plan, noise, frames, seed=request.seed, motion=motion,
+                                        state=state, models=models, ctx=ctx, generator=gen0,
                                         sigma_space=is_sigma_space(main))
         else:
             latents = noise.expand(len(frames), -1, -1, -1).clone()

@@ -5,9 +5,11 @@ layout G = 3: [instruction + image], [no text + image], [no text + no image] (me
 ε̂ = ε_∅∅ + s_T·(ε_TI − ε_∅I) + s_I·(ε_∅I − ε_∅∅). Frame 0 draws its noise (initial and per-step) from the generator
 diffusers would use for the seed, so it equals a StableDiffusionInstructPix2PixPipeline still; frame k draws from
 its own (seed, k) generator, so neither chunking nor sub-ranges change a frame — unlike the reference, whose
-re-seeded ancestral noise repeats with the chunk period.
+re-seeded ancestral noise repeats with the chunk period. Motion dynamics are off by default; any motion field of
+text→video (drift, camera path, homographies, displacement fields) switches them on: the anchor then runs alone to
+T′ and the other frames start from its warped, re-noised latent (pipelines/dynamics.py).
 
-1. check inputs and read the frames  2. encode the instruction  3. image latents  4. per-frame initial noise
+1. check inputs and read the frames  2. encode the instruction  3. image latents  4. per-frame initial noise (or motion)
 5. all frames, step-major  6. decode, stream.
 """
 
@@ -29,6 +31,8 @@ from ..sampling.sampler import NoisePredictor, denoise, passes_per_step
 from ..sampling.seeding import anchor_generator, frame_generator
 from ..validation import check_render_range, check_request, frame_range
 from .baseline import independent_stills
+from .dynamics import guided_schedule, motion_latents
+from .motion import plan_motion
 
 
 @torch.no_grad()
@@ -59,6 +63,8 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     if size != source.size:
         pictures = dict(zip(frames, resize_frames([pictures[k] for k in frames], size)))
     device, dtype = model.device, model.unet.dtype
+    latent_size = (size[1] // _vae_scale(model.vae), size[0] // _vae_scale(model.vae))
+    motion = plan_motion(request, frames, count, size, latent_size)
     ctx.on_stage("prepare")
 
     # 2. Prompts: diffusers' Instruct-Pix2Pix order [instruction, negative, negative]; no CFG when either scale is
@@ -79,22 +85,33 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     predictor = NoisePredictor(model.unet, len(branches), lambda fs: table.batch(branches, fs), request.guidance,
                                image_guidance=request.image_guidance, image_latents=image_latents, state=state)
 
-    # 4. Per-frame noise; each frame's generator goes on to feed its stochastic scheduler steps.
+    # 4. Initial noise: per frame, each frame's generator going on to feed its stochastic scheduler steps; with
+    #    motion, the anchor runs alone to T′ and the other frames start from its warped latent (as in text→video).
     scheduler = model.make_scheduler(request.scheduler)
-    scheduler.set_timesteps(request.steps)
-    ctx.plan(len(scheduler.timesteps) * passes_per_step(len(frames), request.chunk_size, request.exact_anchor))
+    plan, start = guided_schedule(scheduler, request.steps, motion.active)
+    per_step = passes_per_step(len(frames), request.chunk_size, request.exact_anchor)
+    ctx.plan((plan.t0_index if motion.active else 0) + (len(plan.timesteps) - start) * per_step)
     generators = [anchor_generator(request.seed)] + [frame_generator(request.seed, k, "noise") for k in frames[1:]]
-    shape = (1, 4, size[1] // _vae_scale(model.vae), size[0] // _vae_scale(model.vae))
-    latents = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in generators])
+    shape = (1, 4, *latent_size)
+    rows = generators if not motion.active else generators[:1]
+    latents = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in rows])
     latents = latents * scheduler.init_noise_sigma
 
     # 5. Step-major loop with cross-frame attention (UNet only: no ControlNet in this mode).
     models = {"unet": model.unet}
     ctx.on_stage("denoise")
     with cross_frame_attention(models, state):
-        latents = denoise(predictor, scheduler, latents, frames, tuple(scheduler.timesteps), state=state,
-                          models=models, chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
-                          generators=generators)
+        if motion.active:
+            from ..sampling.schedulers import is_sigma_space
+
+            pre = model.make_scheduler(request.scheduler)
+            pre.set_timesteps(request.steps)
+            latents, _ = motion_latents(predictor, pre, scheduler, plan, latents, frames, seed=request.seed,
+                                        motion=motion, state=state, models=models, ctx=ctx, generator=generators[0],
+                                        sigma_space=is_sigma_space(scheduler))
+        latents = denoise(predictor, scheduler, latents, frames, plan.raw[start:], state=state, models=models,
+                          chunk_size=request.chunk_size, exact_anchor=request.exact_anchor, ctx=ctx,
+                          generators=generators, first_index=start, total_steps=len(plan.timesteps))
 
     # 6. Decode and stream.
     ctx.on_stage("decode")

@@ -1,10 +1,12 @@
 """Text2Video-Zero text→video (paper Sect. 3, Alg. 1; method.md §3-§7), as numbered steps.
 
 Notation: frame 0 is the anchor (the paper's frame 1); T = ``t1``, T′ = ``t0`` (noise levels, see sampling/schedule.py);
-x¹_T, x¹_T′ the anchor latent at T and T′; W_k the warp of frame k (pipelines/motion.py); ε_k frame k's re-noising draw.
+x¹_T, x¹_T′ the anchor latent at T and T′; W_k the warp of frame k (pipelines/motion.py: drift, camera path,
+homographies or displacement fields); ε_k frame k's re-noising draw.
 
-1. check inputs  2. encode prompts  3. plan the schedule  4. anchor noise x¹ (diffusers' still noise for the seed)
-5. anchor alone down to T (keep x¹_T) and on to T′  6. x̃ᵏ = W_k(x¹_T′), then DDPM-forward T′→T with ε_k
+1. check inputs (motion fields too)  2. encode prompts  3. plan the schedule  4. anchor noise x¹ (diffusers' still
+noise for the seed)  5. anchor alone down to T (keep x¹_T) and on to T′  6. x̃ᵏ = W_k(x¹_T′) (holes: fresh noise),
+then DDPM-forward T′→T with ε_k
 7. optional background smoothing at T  8. all frames from T, step-major, cross-frame attention  9. decode, stream.
 """
 
@@ -24,6 +26,7 @@ from ..validation import check_request, frame_range
 from .background import load_masks, smooth_background
 from .baseline import independent_stills
 from .dynamics import motion_latents
+from .motion import plan_motion
 
 
 @torch.no_grad()
@@ -42,6 +45,7 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     device, dtype = model.device, model.unet.dtype
     h, w = request.height // _vae_scale(model.vae), request.width // _vae_scale(model.vae)
     masks = load_masks(request.mask_dir, frames, (h, w), device) if request.smooth_bg else None
+    motion = plan_motion(request, frames, request.frames, (request.width, request.height), (h, w))
     ctx.on_stage("prepare")
 
     # 2. Prompts, encoded once: [uncond, cond] branches with CFG, [cond] without (guidance <= 1).
@@ -69,13 +73,13 @@ def text_to_video(request: TextToVideoRequest, model, ctx: JobContext, *, state:
     ctx.on_stage("denoise")
     with cross_frame_attention(models, state):
         # 5-6. The anchor alone to T and T′; warp x¹_T′ per frame and forward-diffuse it back to T.
-        latents, _ = motion_latents(predictor, pre, main, plan, x, frames, seed=request.seed,
-                                    motion_x=request.motion_x, motion_y=request.motion_y,
-                                    motion_path=request.motion_path, motion_mode=request.motion_mode, state=state,
-                                    models=models, ctx=ctx, generator=gen0, sigma_space=is_sigma_space(main))
+        latents, _ = motion_latents(predictor, pre, main, plan, x, frames, seed=request.seed, motion=motion,
+                                    state=state, models=models, ctx=ctx, generator=gen0,
+                                    sigma_space=is_sigma_space(main))
         # 7. Background smoothing (paper Sect. 3.3): blend the background with the warped anchor, once, at T.
         if masks is not None and len(frames) > 1:
-            latents[1:] = smooth_background(latents[:1], latents[1:], frames[1:], masks, request)
+            latents[1:] = smooth_background(latents[:1], latents[1:], frames[1:], masks, request.smooth_bg_strength,
+                                            motion)
 
         # 8. Every frame from T down, step-major, anchor K/V recorded once per step and replayed per chunk.
         generators = [gen0] + [frame_generator(request.seed, k, "step") for k in frames[1:]]

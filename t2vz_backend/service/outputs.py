@@ -4,11 +4,11 @@ Rules (enforced again on every write by service/staging.py):
 
 1. The output folder is the job's own: it must hold no earlier output unless ``overwrite`` (``output_dir_problem``;
    staging folders, the commit lock and OS litter do not count), and it may never be, or lie inside, a folder the
-   job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``), whatever the flags: ``overwrite``
-   means "replace my earlier output", never "replace my footage". A source that is one file (a movie, an image, a
-   pose JSON) only forbids writing over that file: the output may not be the file or hold it, but may sit beside
-   it (a job folder next to the movie of a .blend file). Paths are compared after ``realpath``, so ``..`` and
-   symlinks cannot dodge the check.
+   job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``, ``motion_flow``, ``motion_occlusion``),
+   whatever the flags: ``overwrite`` means "replace my earlier output", never "replace my footage". A source that is
+   one file (a movie, an image, a pose JSON, a ``.npy`` stack) only forbids writing over that file: the output may
+   not be the file or hold it, but may sit beside it (a job folder next to the movie of a .blend file). Paths are
+   compared after ``realpath``, so ``..`` and symlinks cannot dodge the check.
 2. Frames are written into a staging folder private to one run and moved into ``output_dir`` only when the job is
    complete (service/staging.py), so a cancelled, failed or killed job leaves nothing half-written; the user's own
    files are never touched (``overwrite`` replaces frames with the same names, nothing else).
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import OutputError, Problem
 from ..media.atomic import TEMP_PREFIX, output_error
-from ..protocol import ControlVideoRequest, EditVideoRequest, JobRequest, TextToVideoRequest
+from ..protocol import ControlVideoRequest, EditVideoRequest, JobRequest, MotionRequest, TextToVideoRequest
 
 STAGING_PREFIX = ".partial-"  # a run's private staging folder: .partial-<job tag>-<unique token>
 LOCK_NAME = ".t2vz.lock"  # held (briefly) while a run claims frames or commits them; removed when released
@@ -60,6 +60,8 @@ def source_paths(request: JobRequest) -> list[tuple[str, str]]:
         sources.extend((f"controls[{i}].path", spec.path) for i, spec in enumerate(request.controls))
     elif isinstance(request, TextToVideoRequest) and request.mask_dir:
         sources.append(("mask_dir", request.mask_dir))
+    if isinstance(request, MotionRequest):  # camera motion fields (docs/camera_motion.md)
+        sources.extend((name, getattr(request, name)) for name in ("motion_flow", "motion_occlusion"))
     return [(name, resolve(path)) for name, path in sources if path]
 
 
