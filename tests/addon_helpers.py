@@ -187,6 +187,11 @@ def movie_strip(scene, name: str, path: Path, channel: int = 1, frame_start: int
     return strip
 
 
+def strip_start(strip) -> int:
+    """The first timeline frame a strip shows, in the spelling of this Blender (5.3 deprecated frame_final_start)."""
+    return submodule("core.compat").strip_range(strip)[0]
+
+
 def generated_strips(scene) -> list:
     """Strips that carry a stored request (made by the add-on)."""
     compat = submodule("core.compat")
