@@ -26,6 +26,7 @@ import install_deps
 ROOT = Path(__file__).resolve().parents[1]
 # Every test file that needs bpy: they run again under each extra Blender.
 ADDON_TESTS = (
+    "tests/test_addon_contract.py",
     "tests/test_addon_e2e.py",
     "tests/test_addon_jobs.py",
     "tests/test_addon_register.py",
