@@ -82,6 +82,11 @@ def test_compat_strip_timing_in_both_spellings():
         assert compat.source_frame_zero(strip) == 10  # two source frames are trimmed off the front
 
 
+def test_compat_knows_where_the_compositor_drops_the_vector_pass_w():
+    assert not compat.compositor_keeps_vector_w((4, 2, 23))
+    assert compat.compositor_keeps_vector_w((4, 5, 0)) and compat.compositor_keeps_vector_w((5, 3, 0))
+
+
 def test_compat_names_the_compositor_of_each_version():
     assert compat.compositor_api(SimpleNamespace(node_tree=None, use_nodes=False)) == compat.NODE_TREE
     assert compat.compositor_api(SimpleNamespace(compositing_node_group=None)) == compat.NODE_GROUP

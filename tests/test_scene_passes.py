@@ -13,7 +13,14 @@ pytestmark = pytest.mark.bpy
 Image = pytest.importorskip("PIL.Image")
 
 from blender_addon.core import compat  # noqa: E402
-from blender_addon.scene_passes import SceneError, compositor, pass_render, render_depth_maps, render_object_masks  # noqa: E402, E501
+from blender_addon.scene_passes import (  # noqa: E402
+    SceneError,
+    compositor,
+    pass_render,
+    render_depth_maps,
+    render_object_masks,
+    render_vector_pass,
+)
 
 PLANE_PX, CUBE_PX, EMPTY_PX = (16, 8), (16, 24), (2, 16)  # (row, column) in the 32 x 32 frame
 CUBE_Y = {1: -4.0, 2: 0.0, 3: 4.0}  # the cube's front face is 5.5, 9.5, 13.5 from the camera; the plane is at 10
@@ -117,7 +124,9 @@ def user_state(scene):
         "engine": render.engine, "view": scene.view_settings.view_transform, "look": scene.view_settings.look,
         "format": render.image_settings.file_format, "range": (scene.frame_start, scene.frame_end),
         "frame": scene.frame_current, "samples": scene.cycles.samples, "filepath": render.filepath,
-        "passes": (layer.use_pass_z, layer.use_pass_mist, layer.use_pass_object_index),
+        "passes": (layer.use_pass_z, layer.use_pass_mist, layer.use_pass_object_index, layer.use_pass_vector),
+        "extension": render.use_file_extension, "compositing": render.use_compositing,
+        "depth": render.image_settings.color_depth,
         "sequencer": render.use_sequencer, "blur": render.use_motion_blur, "index": scene.objects["Cube"].pass_index,
         "groups": sorted(g.name for g in bpy.data.node_groups),
     }
@@ -190,6 +199,7 @@ def test_user_settings_are_restored(scene, tmp_path, monkeypatch, fail):
     else:
         render_depth_maps(scene, 1, 2, str(tmp_path / "d"))
         render_object_masks(scene, [scene.objects["Cube"]], 1, 1, str(tmp_path / "m"))
+        render_vector_pass(scene, 1, 2, str(tmp_path / "v"))  # before 4.5 the render itself, not the compositor
     assert user_state(scene) == before
     assert not user_output.exists()
     assert not any(p.name.startswith("user_render_") for p in tmp_path.iterdir())

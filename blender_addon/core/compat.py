@@ -11,6 +11,8 @@
 - The compositor: ``scene.node_tree`` + ``use_nodes`` (4.x), ``scene.compositing_node_group`` (5.0), a list of
   ``scene.compositor_effects`` each with its own node group (5.3, where the 5.0 name is a deprecated view of the
   active effect). ``compositor_api`` names which one a scene has; ``scene_passes/compositor.py`` drives it.
+- Before 4.5 the compositor holds vectors as three components, so the Vector pass's W is lost on its way to a
+  File Output node (``compositor_keeps_vector_w``); ``scene_passes/vectors.py`` then writes the render itself.
 
 Every function takes duck-typed objects, so the tests drive them with fakes that have only one spelling.
 """
@@ -93,6 +95,15 @@ def source_frame_zero(strip: Any) -> int:
 
 
 EFFECTS, NODE_GROUP, NODE_TREE = "effects", "node_group", "node_tree"
+# The compositor carries the Vector pass with all four components from 4.5 on (checked: 4.5.15, 5.3.0); 4.2's keeps
+# three, so W (the motion to the next frame, y) never reaches a File Output node. 4.3 and 4.4 are not checked and
+# take the safe path.
+COMPOSITOR_VECTOR_4D = (4, 5, 0)
+
+
+def compositor_keeps_vector_w(version: tuple[int, ...]) -> bool:
+    """True where a compositor File Output node can write the Vector pass's W (``bpy.app.version``)."""
+    return tuple(version) >= COMPOSITOR_VECTOR_4D
 
 
 def compositor_api(scene: Any) -> str:
