@@ -453,9 +453,10 @@ EXTRA_BLENDERS = (
     ExtraBlender("4.2", "bpy==4.2.*", (3, 11)),
     ExtraBlender("5.3", "bpy==5.3.*", (3, 13)),
 )
-# What the add-on tests import besides bpy, with the pins of requirements/; no torch: the backend worker those tests
-# start runs with the dev venv's interpreter (tests/addon_helpers.py, T2VZ_TEST_PYTHON).
-ADDON_TEST_PACKAGES = ("pytest", "pillow", "numpy")
+# What the bpy tests import besides bpy, with the pins of requirements/ (OpenCV, OpenEXR and matplotlib: the
+# consistency report's tests make reports in the test process); no torch: the backend worker those tests start runs
+# with the dev venv's interpreter (tests/addon_helpers.py, T2VZ_TEST_PYTHON).
+ADDON_TEST_PACKAGES = ("pytest", "pillow", "numpy", "opencv-python-headless", "openexr", "matplotlib")
 
 
 def _version_key(path: str) -> tuple[int, ...]:

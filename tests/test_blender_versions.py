@@ -1,7 +1,8 @@
 """The add-on tests on every Blender the manifest promises: bpy 4.2 LTS and the newest 5.x, besides the dev venv's 4.5.
 
 ``install_deps.py --dev`` makes one venv per extra version (``install_deps.EXTRA_BLENDERS``: ``.venv-bpy4.2/``,
-``.venv-bpy5.3/``, with bpy, pytest, pillow and numpy but no torch). Here each venv's interpreter runs the add-on test
+``.venv-bpy5.3/``, with bpy and the few packages the bpy tests import, ``install_deps.ADDON_TEST_PACKAGES``, but no
+torch). Here each venv's interpreter runs the add-on test
 files in a subprocess, and the backend worker those tests start runs with this interpreter (``T2VZ_TEST_PYTHON``), so
 the add-on meets the same engine on every Blender. A deprecation warning raised by add-on code is an error there: an
 API the newest Blender has deprecated fails CI before a release removes it. A venv that does not exist is a skip whose
@@ -30,6 +31,8 @@ ADDON_TESTS = (
     "tests/test_addon_e2e.py",
     "tests/test_addon_jobs.py",
     "tests/test_addon_register.py",
+    "tests/test_addon_report.py",
+    "tests/test_quality_vectors.py",
     "tests/test_scene_passes.py",
     "tests/test_scene_passes_pose.py",
 )

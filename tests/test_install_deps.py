@@ -404,7 +404,8 @@ def test_extra_blenders_get_venvs_from_the_python_their_bpy_needs() -> None:
         assert step.argv[0] == str(blender.venv / "bin" / "python")
         packages = list(step.argv[4:])
         assert packages[0] == blender.requirement
-        assert {deps.canonical_name(n) for n in deps.project_names(packages)} == {"bpy", "pytest", "pillow", "numpy"}
+        assert {deps.canonical_name(n) for n in deps.project_names(packages)} == {
+            "bpy", "pytest", "pillow", "numpy", "opencv-python-headless", "openexr", "matplotlib"}
         assert set(packages[1:]) <= set(dev_pins)  # the pins of requirements/, not new ones
         assert "-c" not in step.argv  # the dev constraints hold numpy < 2, which has no Python 3.13 wheels
     assert "import bpy" in steps[2].argv[-1] and '"' in steps[2].argv[-1] and "'" not in steps[2].argv[-1]
