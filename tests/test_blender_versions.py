@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ADDON_TESTS = (
     "tests/test_addon_contract.py",
     "tests/test_addon_e2e.py",
+    "tests/test_addon_farm.py",
     "tests/test_addon_jobs.py",
     "tests/test_addon_register.py",
     "tests/test_addon_report.py",
