@@ -27,12 +27,14 @@ import install_deps
 ROOT = Path(__file__).resolve().parents[1]
 # Every test file that needs bpy: they run again under each extra Blender.
 ADDON_TESTS = (
+    "tests/test_addon_camera.py",
     "tests/test_addon_contract.py",
     "tests/test_addon_e2e.py",
     "tests/test_addon_farm.py",
     "tests/test_addon_jobs.py",
     "tests/test_addon_register.py",
     "tests/test_addon_report.py",
+    "tests/test_camera_oracle.py",
     "tests/test_quality_vectors.py",
     "tests/test_scene_passes.py",
     "tests/test_scene_passes_pose.py",
