@@ -1,11 +1,11 @@
-"""Cross-frame attention (Text2Video-Zero, Sect. 3.2 of the paper; method.md §5, §6.3, §12.1).
+"""Cross-frame attention (Text2Video-Zero, Sect. 3.2 of the paper; docs/method.md §4, §5).
 
 Every self-attention layer (``attn1``) of the UNet and of each ControlNet lets each frame's queries attend to the
 keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) computes
 what it always did, with its keys/values projected once per job (attention/text.py). The batch layout is never
 guessed from the batch size: the caller says how many branches there are.
 
-The loop is step-major (§6.3). At each denoising step the first call runs in ``record`` mode: its batch holds the
+The loop is step-major (docs/method.md §5). At each step the first call runs in ``record`` mode: its batch holds the
 anchor as the first frame of every branch, optionally followed by more frames. Keys/values are projected from the
 anchor rows only, every row attends to them (for the anchor itself that is ordinary self-attention), and they are
 left in a cache. Any further chunks of frames run in ``replay`` mode against that cache. Nothing of the anchor is

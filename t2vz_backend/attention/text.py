@@ -1,4 +1,4 @@
-"""Text cross-attention (``attn2``) with keys/values projected once per job (method.md §12.1).
+"""Text cross-attention (``attn2``) with keys/values projected once per job (docs/method.md §4.5).
 
 The text keys/values of a layer depend only on the layer and the prompt embeddings, and a job has a handful of
 distinct prompts, so projecting them from a (G·f, 77, dim) batch at every step and for every frame (what the stock

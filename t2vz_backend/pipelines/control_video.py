@@ -1,4 +1,4 @@
-"""ControlNet-guided video (Text2Video-Zero Sect. 4.2; method.md §8), as numbered steps.
+"""ControlNet-guided video (Text2Video-Zero Sect. 4.2; docs/method.md §7), as numbered steps.
 
 Consistency comes from one shared initial noise for every frame (x_T¹ = … = x_Tᶠ) and cross-frame attention in the
 UNet *and* every ControlNet; the control maps alone make frames differ. Motion dynamics are off by default and can

@@ -1,7 +1,7 @@
-"""Video Instruct-Pix2Pix: edit a frame sequence with an instruction (Text2Video-Zero Sect. 4.3; method.md §9).
+"""Video Instruct-Pix2Pix: edit a frame sequence with an instruction (Text2Video-Zero Sect. 4.3; docs/method.md §8).
 
 Consistency comes from each frame's own image conditioning plus cross-frame attention to the anchor in the 3-branch
-layout G = 3: [instruction + image], [no text + image], [no text + no image] (method.md §5.3), guided as
+layout G = 3: [instruction + image], [no text + image], [no text + no image] (docs/method.md §4.2), guided as
 ε̂ = ε_∅∅ + s_T·(ε_TI − ε_∅I) + s_I·(ε_∅I − ε_∅∅). Frame 0 draws its noise (initial and per-step) from the generator
 diffusers would use for the seed, so it equals a StableDiffusionInstructPix2PixPipeline still; frame k draws from
 its own (seed, k) generator, so neither chunking nor sub-ranges change a frame — unlike the reference, whose
