@@ -16,6 +16,10 @@ Developer mode::
 
     python3 install_deps.py --dev                # .venv/ next to this file: CPU torch 2.13.0, bpy 4.5, pytest, ruff
 
+``--dev`` also makes one small venv per extra Blender version the add-on tests run on (``.venv-bpy4.2/``,
+``.venv-bpy5.3/``: bpy, pytest, pillow, numpy, no torch), each from the Python its bpy wheels need (3.11 and 3.13,
+found on PATH or under ``~/.pyenv/versions``). A version whose Python is not found is skipped with a note.
+
 Options: ``--venv DIR`` / ``--target DIR`` choose where, ``--python PATH`` the interpreter for the venv (default:
 the one running this script), ``--torch-index URL`` another PyTorch index (e.g. CUDA 13 for RTX 50-series cards).
 Offline studios add ``--offline --find-links WHEEL_DIR`` (pip --no-index, wheels from that folder).
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import ctypes.util
 import datetime
+import glob
 import json
 import os
 import platform
@@ -41,7 +46,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -144,6 +149,8 @@ class Probes:
     system: Callable[[], str] = platform.system
     machine: Callable[[], str] = platform.machine
     python_version: Callable[[str], tuple[int, int]] = _python_version
+    glob: Callable[[str], list[str]] = glob.glob
+    home: Callable[[], Path] = Path.home
 
 
 @dataclass(frozen=True)
@@ -293,6 +300,7 @@ class Plan:
     backend_env: dict[str, str] = field(default_factory=dict)  # variables the add-on must set to start the backend
     markers: tuple[Path, ...] = ()
     log: Path = Path(LOG_NAME)
+    notes: tuple[str, ...] = ()  # what the plan leaves out and why (printed with the plan and the summary)
 
 
 def read_requirements(path: Path, exclude: frozenset[str] = frozenset()) -> list[str]:
@@ -421,6 +429,91 @@ def dev_plan(options: Options, system: str, venv_exists: bool) -> Plan:
     return Plan("dev", tuple(steps), python, DEV_VENV, torch, {}, (DEV_VENV / MARKER_NAME,), DEV_VENV / LOG_NAME)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# 3b. Extra Blender versions for the add-on tests (--dev)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtraBlender:
+    """A Blender release the add-on tests also run on, in a venv of its own: each bpy has wheels for one Python."""
+
+    version: str  # "4.2": the venv is .venv-bpy4.2/
+    requirement: str  # pip requirement of its bpy module
+    python: tuple[int, int]  # the Python its bpy wheels are built for
+
+    @property
+    def venv(self) -> Path:
+        return REPO_ROOT / f".venv-bpy{self.version}"
+
+
+# Besides the dev venv's bpy 4.5: the oldest release blender_manifest.toml allows (4.2 LTS) and the newest one on
+# PyPI (5.3, whose wheels are cp313 only). Raise the second when a new Blender comes out.
+EXTRA_BLENDERS = (
+    ExtraBlender("4.2", "bpy==4.2.*", (3, 11)),
+    ExtraBlender("5.3", "bpy==5.3.*", (3, 13)),
+)
+# What the bpy tests import besides bpy, with the pins of requirements/ (OpenCV, OpenEXR and matplotlib: the
+# consistency report's tests make reports in the test process); no torch: the backend worker those tests start runs
+# with the dev venv's interpreter (tests/addon_helpers.py, T2VZ_TEST_PYTHON).
+ADDON_TEST_PACKAGES = ("pytest", "pillow", "numpy", "opencv-python-headless", "openexr", "matplotlib")
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    """Numeric sort key of the version in a path such as ~/.pyenv/versions/3.13.10/bin/python3.13."""
+    return tuple(int(part) for part in re.findall(r"\d+", path))
+
+
+def python_search(version: tuple[int, int], probes: Probes) -> tuple[str, str]:
+    """(glob pattern, words) of where find_python looks besides PATH and --python."""
+    major, minor = version
+    pattern = str(probes.home() / ".pyenv" / "versions" / f"{major}.{minor}*" / "bin" / f"python{major}.{minor}")
+    return pattern, f"--python, python{major}.{minor} on PATH, {pattern}"
+
+
+def find_python(version: tuple[int, int], options: Options, probes: Probes) -> str | None:
+    """An interpreter of exactly ``version`` that runs: --python, ``pythonX.Y`` on PATH, then pyenv's, newest first.
+
+    Each candidate is run (a pyenv shim for a version that is not active exists on PATH but fails), so a found
+    interpreter is one that works.
+    """
+    pattern, _ = python_search(version, probes)
+    candidates = [options.python, probes.which(f"python{version[0]}.{version[1]}")]
+    candidates += sorted(probes.glob(pattern), key=_version_key, reverse=True)
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        try:
+            if probes.python_version(candidate) == version:
+                return candidate
+        except InstallError:  # a broken interpreter or a shim: try the next
+            continue
+    return None
+
+
+def extra_blender_steps(options: Options, system: str, probes: Probes) -> tuple[list[Step], list[str]]:
+    """Steps that make or update each ``EXTRA_BLENDERS`` venv, and a note for each one left out (no Python)."""
+    pins = [*read_requirements(DEV_REQUIREMENTS), *read_requirements(BACKEND_REQUIREMENTS)]
+    wanted = {canonical_name(name) for name in ADDON_TEST_PACKAGES}
+    packages = [line for line in pins if canonical_name(project_names([line])[0]) in wanted]
+    steps: list[Step] = []
+    notes: list[str] = []
+    for blender in EXTRA_BLENDERS:
+        python = venv_python(blender.venv, system)
+        shown = ".".join(map(str, blender.python))
+        if not probes.exists(str(python)):  # an existing venv keeps its interpreter
+            base = find_python(blender.python, options, probes)
+            if base is None:
+                notes.append(f"bpy {blender.version} skipped: its wheels need Python {shown}, and none was found "
+                             f"(looked at {python_search(blender.python, probes)[1]}); the add-on tests on Blender "
+                             f"{blender.version} will be skipped")
+                continue
+            steps.append(create_venv_step(base, blender.venv))
+        steps.append(Step(f"Install bpy {blender.version} for the add-on tests",
+                          pip_install(python, options, blender.requirement, *packages)))
+        steps.append(Step(f"Check bpy {blender.version}",
+                          (str(python), "-c", 'import bpy; print("bpy", bpy.app.version_string)')))
+    return steps, notes
+
+
 def check_python(version: tuple[int, int], options: Options) -> None:
     """Refuse interpreters that no wheel of the pinned set supports, before pip fails with a cryptic message."""
     shown = ".".join(map(str, version))
@@ -442,7 +535,9 @@ def make_plan(options: Options, probes: Probes) -> tuple[Plan, Machine]:
         venv_exists = probes.exists(str(venv_python(DEV_VENV, machine.system)))
         if not venv_exists:  # an existing .venv keeps its interpreter whatever --python says
             check_python(probes.python_version(options.python), options)
-        return dev_plan(options, machine.system, venv_exists), machine
+        plan = dev_plan(options, machine.system, venv_exists)
+        extra, notes = extra_blender_steps(options, machine.system, probes)
+        return replace(plan, steps=plan.steps + tuple(extra), notes=plan.notes + tuple(notes)), machine
     check_python(probes.python_version(options.python), options)
     torch = choose_torch(options.torch, machine, options.torch_index)
     data_dir = user_data_dir(machine.system, os.environ, Path.home())
@@ -477,6 +572,8 @@ def print_plan(plan: Plan, machine: Machine, out: TextIO) -> None:
     for step in plan.steps:
         print(f"# {step.title}", file=out)
         print(format_command(step), file=out)
+    for note in plan.notes:
+        print(f"# note: {note}", file=out)
     print(f"# then write {', '.join(map(str, plan.markers))} and the log {plan.log}", file=out)
 
 
@@ -576,6 +673,7 @@ def summary(plan: Plan, machine: Machine, report: Mapping[str, object]) -> str:
         f"  marker:         {', '.join(map(str, plan.markers))}",
         f"  log:            {plan.log}",
     ]
+    lines += [f"  note:           {note}" for note in plan.notes]
     if plan.mode != "dev":
         lines.append(f"Set this interpreter in the add-on's preferences (Backend Python): {plan.python}")
     if plan.backend_env:

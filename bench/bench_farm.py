@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     from bench_worker import save_model
     from sd_components import ModelConfig
 
-    from t2vz_backend.models.loading import ModelCache
+    from t2vz_backend.models.cache import ModelCache
     from t2vz_backend.protocol import FarmSpec, TextToVideoRequest
     from t2vz_backend.service.farm import run_farm
     from t2vz_backend.service.farm_plan import grid_for, split_frames

@@ -107,7 +107,7 @@ def old_indices(model, steps: int) -> tuple[int, int]:
     """diffusers' (t1, t0) indices from the end of the schedule that put T/T' where our engine puts them.
 
     At 50 steps this is diffusers' own default (47, 44) = timesteps 941/881; at other step counts it avoids the
-    IndexError of method.md §11.1 and gives both engines the same schedule.
+    IndexError (docs/method.md §2.1) and gives both engines the same schedule.
     """
     plan = plan_schedule(ddim(model), steps, 881, 941)
     return steps - 1 - plan.t1_index, steps - 1 - plan.t0_index
@@ -123,7 +123,7 @@ def old_chunk_ids(frames: int, chunk: int) -> list[list[int]]:
 def make_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: int) -> dict:
     """name -> callable(steps) running one whole job (text encoding, denoising, decoding to images).
 
-    ``old_chunk`` 0 times diffusers' pipeline in one call; N > 0 times its documented chunk loop (method.md §6.2).
+    ``old_chunk`` 0 times diffusers' pipeline in one call; N > 0 times its documented chunk loop (docs/method.md §5.3).
     """
     from diffusers import StableDiffusionPipeline
 
@@ -177,7 +177,7 @@ def make_contenders(args, model, frames: int, our_chunks: list[int], old_chunk: 
 
 
 def frame_steps(name: str, model, frames: int, steps: int, old_chunk: int) -> tuple[int, int]:
-    """(UNet frame-steps, UNet calls) of one run, from the schedule (method.md §12.3; a CFG pair counts once)."""
+    """(UNet frame-steps, UNet calls) of one run, from the schedule (docs/method.md §10.1; a CFG pair counts once)."""
     plan = plan_schedule(ddim(model), steps, 881, 941)
     pre, main = plan.t0_index, plan.main_steps
     if name.startswith("base"):

@@ -8,15 +8,17 @@ dataclass default, so the CLI, the worker and the add-on can never disagree. A f
 
 Exit status: 0 done; 2 the job could not run as asked (bad option or value, input, model, output folder, out of
 memory), with one line ``error: <message> (<hint>)`` on stderr and nothing written; 1 an internal error (traceback on
-stderr); 130 cancelled with Ctrl-C (partial output removed; a second Ctrl-C stops at once).
+stderr); 128 + N stopped by signal N: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP (partial output removed; the first
+signal cancels after the current step, a second stops at once).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import functools
 import os
+import re
 import signal
 import sys
 import threading
@@ -41,6 +43,7 @@ from .protocol import (
     MotionRequest,
     Progress,
     TextToVideoRequest,
+    parse_json,
     preset_values,
     request_from_dict,
 )
@@ -76,6 +79,7 @@ HELP = {
     "smooth_bg_strength": "weight kept from each frame's own background", "input": "folder of frames or a movie",
     "input_start": "first source frame", "input_fps": "resample a movie to this rate (0 = native)",
     "image_guidance": "how closely to follow the input frames", "long_side": "scale the input's long side to this",
+    "annotators_dir": "local copy of lllyasviel/Annotators: weights of the controlnet_aux preprocessors (hed, ...)",
     # camera motion (docs/camera_motion.md)
     "motion_flow": "per-frame displacement fields in pixels (frame k -> frame 0): a float32 .npy (frames, H, W, 2) "
                    "or a folder of EXR / 16-bit PNG maps; overrides the other motion options",
@@ -97,8 +101,12 @@ HELP.update({  # the consistency report (quality/) and its baseline
 CHOICES = {name: values for name, values in FIELD_CHOICES.items() if name != "device"}  # device: also cuda:N
 SPECIAL = {"output_dir", "loras", "frame_start", "frame_end", "controls", "frame_prompts", "motion_path",
            "motion_homographies"}
+# Request fields (list indices dropped) whose option is not "--" + the field's name; a field without an option of the
+# command is named as it is in the request.
 OPTION_OF = {"output_dir": "--out", "frame_start": "--frame-range", "frame_end": "--frame-range", "loras": "--lora",
-             "controls": "--control", "frame_prompts": "--frame-prompt"}
+             "loras.path": "--lora", "loras.scale": "--lora", "controls": "--control", "controls.kind": "--control",
+             "controls.path": "--control", "controls.scale": "--control", "controls.model": "--control-model",
+             "controls.preprocessor": "--preprocess", "frame_prompts": "--frame-prompt"}
 MODES = {"text2video": TextToVideoRequest, "controlnet": ControlVideoRequest, "pix2pix": EditVideoRequest}
 
 
@@ -268,6 +276,9 @@ def _control(text: str) -> ControlSpec:
     return ControlSpec(kind=kind, path=path, scale=scale)
 
 
+MAX_JOB_FILE_BYTES = 64 * 2**20  # far above any real job (a sidecar of 10 000 frames is about 1 MB)
+
+
 def _homographies(path: str) -> tuple[tuple[float, ...], ...]:
     """``--motion-homographies FILE``: a JSON list (9 numbers or 3x3 per frame) or a .npy (frames, 3, 3)."""
     try:
@@ -276,15 +287,16 @@ def _homographies(path: str) -> tuple[tuple[float, ...], ...]:
 
             rows = np.load(path, allow_pickle=False).tolist()
         else:
-            with open(path, encoding="utf-8") as handle:
-                rows = json.load(handle)
-    except (OSError, ValueError) as exc:
+            with open(path, "rb") as handle:
+                rows = parse_json(handle.read(MAX_JOB_FILE_BYTES + 1)[:MAX_JOB_FILE_BYTES], "homographies file")
+    except (OSError, ValueError, InvalidRequestError) as exc:
         raise argparse.ArgumentTypeError(f"cannot read homographies from {path}: {exc}") from None
     if not isinstance(rows, list):
         raise argparse.ArgumentTypeError(f"{path} holds no list of homographies")
     out = []
     for k, m in enumerate(rows):
-        flat = [v for row in m for v in row] if m and isinstance(m[0], list) else m
+        flat = [v for row in m for v in (row if isinstance(row, list) else [None])] \
+            if isinstance(m, list) and m and isinstance(m[0], list) else m
         if not isinstance(flat, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                  for v in flat):
             raise argparse.ArgumentTypeError(f"{path}: entry {k} is not a list of numbers")
@@ -293,17 +305,25 @@ def _homographies(path: str) -> tuple[tuple[float, ...], ...]:
 
 
 def _load_job_file(args: argparse.Namespace) -> tuple[JobRequest, FarmSpec | None]:
-    """The job file's request (with --out/--overwrite applied) and its farm entry (None: not a farm job)."""
+    """The job file's request (with --out/--overwrite applied) and its farm entry (None: not a farm job); any damage
+    to the file is one InvalidRequestError."""
     from .farm_cli import split_farm_entry
 
     try:
-        with open(args.job, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open(args.job, "rb") as handle:
+            raw = handle.read(MAX_JOB_FILE_BYTES + 1)
     except OSError as exc:
-        raise InvalidRequestError(f"cannot read job file {args.job}: {exc.strerror}", hint="check the path") from None
-    except ValueError as exc:
-        raise InvalidRequestError(f"job file {args.job} is not JSON: {exc}", hint="fix the file") from None
-    data, farm = split_farm_entry(data)  # issue 15: a "farm" object beside or inside the request
+        raise InvalidRequestError(f"cannot read job file {args.job}: {exc.strerror or exc}",
+                                  hint="check the path") from None
+    if len(raw) > MAX_JOB_FILE_BYTES:
+        raise InvalidRequestError(f"job file {args.job} is larger than {MAX_JOB_FILE_BYTES // 2**20} MiB",
+                                  hint="give a job file (JSON request) or a t2vz.json sidecar")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(f"job file {args.job} is not UTF-8 text (byte {exc.start})",
+                                  hint="give a job file (JSON request) or a t2vz.json sidecar") from None
+    data, farm = split_farm_entry(parse_json(text, what=f"job file {args.job}"))  # issue 15: a "farm" object
     if isinstance(data, dict) and "request" in data and "type" not in data:
         data = data["request"]  # a t2vz.json sidecar: redo its job
     request = request_from_dict(data)
@@ -318,7 +338,7 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
 
     check_request(request)  # run_job checks again; here it answers before torch is even imported
     check_output(request)
-    from .models.loading import ModelCache
+    from .models.cache import ModelCache
     from .service.jobs import run_job
 
     stream = stream or sys.stderr
@@ -328,28 +348,37 @@ def run_request(request: JobRequest, *, stream: typing.TextIO | None = None) -> 
 
 def run_cancellable(run: typing.Callable[[typing.Callable[[], bool]], Done], stream: typing.TextIO,
                     cancelled_text: str = "cancelled; partial output removed") -> int:
-    """``run(should_cancel)`` with Ctrl-C as a cancel (a second one stops at once); prints the output folder.
-    Returns the exit status: 0 done, 130 cancelled."""
+    """``run(should_cancel)`` with SIGINT (Ctrl-C), SIGTERM and SIGHUP as a cancel (a second one stops at once);
+    prints the output folder. Returns the exit status: 0 done, 128 + the signal when cancelled (130 for Ctrl-C)."""
+    from .service.signals import exit_status, on_stop_signals, signal_name
+
     cancel = threading.Event()
+    stopped_by: list[int] = []
 
-    def on_interrupt(_signum: int, _frame: Any) -> None:
+    def on_stop(signum: int) -> None:
         if cancel.is_set():
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt  # a second signal: stop at once (run_job still removes the staging folder)
+        stopped_by.append(signum)
         cancel.set()
-        stream.write("\ncancelling after this step (Ctrl-C again to stop at once)\n")
+        _say(stream, f"\n{signal_name(signum)}: cancelling after this step (again to stop at once)\n")
 
-    previous = signal.signal(signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() \
-        else None
     try:
-        done = run(cancel.is_set)
+        with on_stop_signals(on_stop):
+            done = run(cancel.is_set)
     except (JobCancelled, KeyboardInterrupt):
-        stream.write(cancelled_text + "\n")
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        _say(stream, cancelled_text + "\n")
+        return exit_status(stopped_by[0] if stopped_by else signal.SIGINT)
     print(done.output_dir)
     return 0
+
+
+def _say(stream: typing.TextIO, text: str) -> None:
+    """Write a status line where the terminal may be gone already (SIGHUP)."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,10 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except T2VZError as exc:
-        where = _option_for(exc.field) if args.command in MODES else exc.field
-        if exc.field.startswith("farm."):  # issue 15: farm options are --ranges, --retries, ...
-            where = "--" + exc.field[len("farm."):].replace("_", "-")
-        print(f"error: {where + ': ' if where else ''}{exc}", file=sys.stderr)
+        where = option_for(exc.field, args.command) or exc.field
+        print(f"error: {where + ': ' if where else ''}{_one_line(str(exc))}", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()
@@ -408,10 +435,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _option_for(field: str) -> str:
-    """The command-line option that sets request field ``field`` (``controls[0].path`` -> ``--control``)."""
-    base = field.split("[")[0].split(".")[0]
-    return OPTION_OF.get(base, "--" + base.replace("_", "-")) if base else ""
+def option_for(field: str, command: str) -> str:
+    """The option of ``command`` that sets request field ``field`` (``controls[0].model`` -> ``--control-model``),
+    or "" when the command has none."""
+    name = re.sub(r"\[\d+\]", "", field).removeprefix("farm.")  # issue 15: farm options are --ranges, ...
+    option = OPTION_OF.get(name) or "--" + name.replace("_", "-")
+    return option if option in command_options(command) else ""
+
+
+@functools.cache
+def command_options(command: str) -> frozenset[str]:
+    """Every option string of ``command`` (``--out``, ``--frame-range``, ...); empty for an unknown command."""
+    for action in build_parser()._actions:  # argparse lists its sub-commands nowhere public
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return frozenset(o for a in action.choices[command]._actions for o in a.option_strings)
+    return frozenset()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
 
 
 def _check(device: str) -> int:
@@ -435,13 +477,24 @@ class ProgressBar:
     """Shows job events on a stream: a redrawn ``\\r`` bar on a terminal, at most a line a second otherwise."""
 
     def __init__(self, stream: typing.TextIO, width: int = 24) -> None:
-        self.stream, self.width = stream, width
+        self.stream: typing.TextIO | None = stream
+        self.width = width
         self.tty = stream.isatty()
         self.frames = 0
         self._last = 0.0
         self._drawn = 0  # length of the bar line on screen
 
     def __call__(self, event: Event) -> None:
+        """Show ``event``; a stream that cannot be written any more (a closed terminal: SIGHUP) is dropped, because
+        progress must never be the reason a job fails."""
+        if self.stream is None:
+            return
+        try:
+            self._show(event)
+        except (OSError, ValueError):
+            self.stream = None
+
+    def _show(self, event: Event) -> None:
         if isinstance(event, FrameWritten):
             self.frames += 1
         elif isinstance(event, Done):

@@ -1,7 +1,9 @@
 """Strict JSON <-> dataclass conversion for the protocol: unknown fields and wrong types are errors naming the field.
 
 Only the types the protocol uses are supported: str, int, float, bool, tuples, dicts, unions and nested frozen
-dataclasses. Non-finite floats travel as strings ("nan", "inf") so that validation can name them.
+dataclasses. Non-finite floats travel as strings ("nan", "inf") so that validation can name them. Integers must fit
+in 64 bits and numbers in a float, so every later comparison and conversion works; the range each field accepts is
+``validation.LIMITS``'.
 """
 
 from __future__ import annotations
@@ -91,13 +93,18 @@ def _decode_value(tp: Any, value: Any, name: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(name, "an integer", value)
+        if not -INT64 <= value < INT64:
+            raise _range_error(name, value)
         return value
     if tp is float:
         if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
             return float(value)  # decoded so that validation can name it; never accepted as a valid value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(name, "a number", value)
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float
+            raise _range_error(name, value) from None
     if tp is str:
         if not isinstance(value, str):
             raise _type_error(name, "a string", value)
@@ -105,8 +112,27 @@ def _decode_value(tp: Any, value: Any, name: str) -> Any:
     raise TypeError(f"protocol cannot decode type {tp!r}")  # a bug in this module, not in the request
 
 
+INT64 = 2**63
+
+
+def describe_value(value: Any) -> str:
+    """A short, safe description of any JSON value for a message (never the repr of a huge or deep container)."""
+    if isinstance(value, dict):
+        return f"an object with {len(value)} entries"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        return f"a {len(str(abs(value)))}-digit integer"
+    text = repr(value[:61] if isinstance(value, str) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _type_error(name: str, expected: Any, value: Any) -> InvalidRequestError:
     expected_text = expected if isinstance(expected, str) else getattr(expected, "__name__", str(expected))
-    return InvalidRequestError(
-        f"field {name!r} must be {expected_text}, got {value!r:.60}", field=name, hint=f"give {name} {expected_text}"
-    )
+    return InvalidRequestError(f"field {name!r} must be {expected_text}, got {describe_value(value)}", field=name,
+                               hint=f"give {name} {expected_text}")
+
+
+def _range_error(name: str, value: Any) -> InvalidRequestError:
+    return InvalidRequestError(f"field {name!r} is {describe_value(value)}, far outside any accepted range",
+                               field=name, hint=f"give {name} a number of normal size (integers here fit in 64 bits)")

@@ -7,6 +7,8 @@ is not a ``T2VZError`` is a bug and is reported with its traceback.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class T2VZError(Exception):
     """Base class of every error the backend raises on purpose."""
@@ -76,3 +78,20 @@ class FarmError(T2VZError):
     def __init__(self, message: str, *, hint: str = "", field: str = "", keep_output: bool = False) -> None:
         super().__init__(message, hint=hint, field=field)
         self.keep_output = keep_output
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request or its surroundings, found by a check that does not raise.
+
+    Checks that a panel calls before any work (``validation.validate_request``, ``outputs.output_dir_problem``,
+    ``preprocess.preprocessor_problem``) return these; ``to_error`` converts one into the error class
+    of the layer that found it, so message, hint and field travel unchanged and are never parsed back from text.
+    """
+
+    field: str
+    message: str
+    hint: str = ""
+
+    def to_error(self, cls: type[T2VZError] = InvalidRequestError) -> T2VZError:
+        return cls(self.message, hint=self.hint, field=self.field)

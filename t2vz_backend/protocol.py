@@ -19,10 +19,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
-from .codec import decode, encode
-from .errors import InvalidRequestError
+from .codec import decode, describe_value, encode
+from .errors import InvalidRequestError, T2VZError
 
 PROTOCOL_VERSION = 1
+MAX_DEPTH = 16  # JSON nesting levels a command may have; the deepest real one (run > job > controls > [i]) has 4
 
 # --------------------------------------------------------------------------------------------------------------------
 # Requests
@@ -187,6 +188,9 @@ class ControlVideoRequest(MotionRequest):
     frames: int = 0
     long_side: int = 512  # when width/height are 0: scale the control frames so their long side is this
     # Motion dynamics are off by default (no motion field given): the control maps drive the video.
+    # a local copy of the hub repository lllyasviel/Annotators: the weights of the controlnet_aux preprocessors
+    # (hed, midas, openpose, ...); they are loaded from here only, never downloaded
+    annotators_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,15 @@ class Failed(Event):
     hint: str = ""
     field: str = ""  # the request field at fault, when there is one
 
+    @classmethod
+    def from_error(cls, error: BaseException, job_id: str = "") -> Failed:
+        """The event that reports ``error``: a ``T2VZError``'s kind, message, hint and field unchanged; anything
+        else is a bug in t2vz, reported as ``internal`` (its traceback belongs in the backend log)."""
+        if isinstance(error, T2VZError):
+            return cls(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field)
+        return cls(job_id=job_id, kind="internal", message=f"{type(error).__name__}: {error}"[:2000],
+                   hint="this is a bug in t2vz; the backend log has the traceback")
+
 
 @dataclass(frozen=True)
 class Pong(Event):
@@ -458,9 +471,8 @@ def request_from_dict(data: Any) -> AnyRequest:
     kind = data.get("type")
     cls = REQUEST_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise InvalidRequestError(
-            f"unknown job type {kind!r}", field="type", hint=f"use one of {', '.join(sorted(REQUEST_TYPES))}"
-        )
+        raise InvalidRequestError(f"unknown job type {describe_value(kind)}", field="type",
+                                  hint=f"use one of {', '.join(sorted(REQUEST_TYPES))}")
     return decode(cls, {k: v for k, v in data.items() if k != "type"}, "")
 
 
@@ -474,9 +486,10 @@ def farm_from_dict(data: Any) -> FarmSpec | None:
 
 
 def event_from_dict(data: Any) -> Event:
-    if not isinstance(data, dict) or data.get("type") not in EVENT_TYPES:
-        raise InvalidRequestError(f"not an event: {data!r:.80}", field="type")
-    return decode(EVENT_TYPES[data["type"]], {k: v for k, v in data.items() if k != "type"}, "")
+    kind = data.get("type") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
+        raise InvalidRequestError(f"not an event: {describe_value(data)}", field="type")
+    return decode(EVENT_TYPES[kind], {k: v for k, v in data.items() if k != "type"}, "")
 
 
 def command_from_dict(data: Any) -> Command:
@@ -495,22 +508,43 @@ def command_from_dict(data: Any) -> Command:
         if not isinstance(job_id, str):
             raise InvalidRequestError("field 'id' must be a string", field="id")
         return RunJob(id=job_id, job=request_from_dict(rest.get("job")), farm=farm_from_dict(rest.get("farm")))
-    cls = {"cancel": Cancel, "unload": Unload, "ping": Ping, "shutdown": Shutdown}.get(op)
+    simple = {"cancel": Cancel, "unload": Unload, "ping": Ping, "shutdown": Shutdown}
+    cls = simple.get(op) if isinstance(op, str) else None
     if cls is None:
-        raise InvalidRequestError(
-            f"unknown command {op!r}", field="op", hint="use one of run, cancel, unload, ping, shutdown"
-        )
+        raise InvalidRequestError(f"unknown command {describe_value(op)}", field="op",
+                                  hint="use one of run, cancel, unload, ping, shutdown")
     return decode(cls, rest, "")
 
 
-def loads_command(line: str) -> Command:
+def parse_json(text: str | bytes, what: str = "command") -> Any:
+    """``json.loads`` whose every failure (syntax, nesting, numbers Python cannot hold) is an InvalidRequestError."""
     try:
-        data = json.loads(line)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"invalid JSON: {exc.msg} at column {exc.colno}", hint="send one JSON object per line"
-        ) from None
-    return command_from_dict(data)
+        hint = "send one JSON object per line" if what == "command" else "fix the file"
+        raise InvalidRequestError(f"invalid JSON in the {what}: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                                  hint=hint) from None
+    except (ValueError, RecursionError) as exc:  # over 4300 digits, nesting deeper than the interpreter allows
+        raise InvalidRequestError(f"the {what} cannot be read: {str(exc)[:200] or type(exc).__name__}",
+                                  hint="give numbers of normal size and a shallow JSON object") from None
+    _check_depth(data, what)
+    return data
+
+
+def _check_depth(data: Any, what: str) -> None:
+    """Refuse JSON nested deeper than ``MAX_DEPTH`` (checked without recursion)."""
+    level: list[Any] = [data]
+    for _ in range(MAX_DEPTH + 1):
+        level = [v for item in level if isinstance(item, (dict, list))
+                 for v in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return
+    raise InvalidRequestError(f"the {what} is nested more than {MAX_DEPTH} levels deep",
+                              hint="requests are flat objects with a few lists of objects")
+
+
+def loads_command(line: str) -> Command:
+    return command_from_dict(parse_json(line))
 
 
 def loads_event(line: str) -> Event:

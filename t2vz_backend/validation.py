@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from . import homography, model_refs
-from .errors import InvalidRequestError
+from .errors import Problem
 from .protocol import ControlVideoRequest, EditVideoRequest, FarmSpec, JobRequest, MotionRequest, TextToVideoRequest
 
 SCHEDULERS = ("ddim", "ddpm", "pndm", "dpm++", "dpm++sde", "unipc", "euler", "euler_a", "lms", "tcd", "lcm")
@@ -28,6 +28,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 MAX_TRAIN_TIMESTEP = 999  # SD 1.x schedules have 1000 training timesteps
 MAX_SIZE = 4096  # pixels per side
 SD15_SKIPS = 12  # skip connections (= up layers) of SD 1.5's UNet: the deepest feature-reuse branch
+# Frames of one video (job): every rendered frame's latents, and every frame's control maps or source frames, stay
+# in memory for the whole job (10 000 control maps at 512x512 are 7.5 GB). Far below the 6-digit frame names
+# (frame_999999.png); render longer material as several jobs.
+MAX_FRAMES = 10_000
+MAX_SOURCE_FRAME = 1_000_000  # first source frame to use: an 11-hour movie at 24 fps (movies decode from the start)
+MAX_FPS = 120.0  # resampling a source above its own rate only repeats frames; previews play at most this fast
+MAX_GIF_FPS = 50.0  # GIF delays are whole 1/100 s, and players slow delays below 2/100 s down to 1/10 s
+PREPROCESSORS = ("none", "raw", "canny", "depth", "pose",  # built in (conditions/preprocess.py)
+                 "hed", "midas", "openpose", "lineart", "lineart_anime", "mlsd", "pidi", "normalbae")  # controlnet_aux
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,8 @@ class Limit:
     """The accepted range of one numeric request field (inclusive), and the range a UI slider should span.
 
     ``soft_min``/``soft_max`` are what a slider shows by default (typed values may go to ``min``/``max``);
-    ``typical`` completes the hint of an out-of-range value ("20-50 is typical").
+    ``typical`` completes the hint of an out-of-range value ("20-50 is typical"); ``reason`` says why the maximum
+    is where it is, in the message of a value above it.
     """
 
     min: float
@@ -43,33 +53,43 @@ class Limit:
     soft_min: float | None = None
     soft_max: float | None = None
     typical: str = ""
+    reason: str = ""
 
 
+_IN_MEMORY = "every frame's latents and control maps or source frames stay in memory; render longer videos as " \
+             "several jobs"
 # Every numeric bound of the contract, in one place: validation checks against it and the add-on builds its
-# properties' min/max from it. Keys are request fields; nested specs use "controls.<field>" / "loras.<field>".
+# properties' min/max from it. Keys are request fields; nested specs use "controls.<field>" / "loras.<field>"; the
+# key of a list field ("controls", "loras") bounds its length.
 LIMITS: dict[str, Limit] = {
     "seed": Limit(0, 2**63 - 1),
-    "steps": Limit(2, 1000, soft_max=100, typical="20-50 is typical"),
-    "guidance": Limit(0.0, math.inf, soft_max=20.0, typical="use 0-1 for no guidance, 7.5 typical"),
+    "steps": Limit(2, 1000, soft_max=100, typical="20-50 is typical", reason="SD has 1000 training timesteps"),
+    "guidance": Limit(0.0, 50.0, soft_max=20.0, typical="use 0-1 for no guidance, 7.5 typical"),
     "width": Limit(8, MAX_SIZE, soft_max=1024, typical="SD 1.5: 512"),
     "height": Limit(8, MAX_SIZE, soft_max=1024, typical="SD 1.5: 512"),
     "long_side": Limit(8, MAX_SIZE, soft_max=1024, typical="e.g. 512, or 0 for native"),
-    "frames": Limit(0, math.inf, soft_max=64),
-    "chunk_size": Limit(1, math.inf, soft_max=32, typical="use 1 to 16"),
-    "vae_batch": Limit(1, math.inf, soft_max=16, typical="use 1-4"),
-    "fps": Limit(0.0, math.inf, soft_max=60.0, typical="use e.g. 8 or 24"),
+    "frames": Limit(0, MAX_FRAMES, soft_max=64, reason=_IN_MEMORY),
+    "chunk_size": Limit(1, 64, soft_max=32, typical="use 1 to 16", reason="64 frames x 3 guidance branches in one "
+                        "UNet call fill the largest GPUs"),
+    "vae_batch": Limit(1, 32, soft_max=16, typical="use 1-4", reason="32 frames decoded at once fill the largest GPUs"),
+    "fps": Limit(0.1, MAX_FPS, soft_max=60.0, typical="use e.g. 8 or 24"),
     "t0": Limit(1, MAX_TRAIN_TIMESTEP - 1, typical="the default is 881"),
     "t1": Limit(2, MAX_TRAIN_TIMESTEP, typical="the default is 941"),
     "motion_x": Limit(-1.0, 1.0, soft_min=-0.1, soft_max=0.1, typical="use values like 0.02"),
     "motion_y": Limit(-1.0, 1.0, soft_min=-0.1, soft_max=0.1, typical="use values like 0.02"),
     "smooth_bg_strength": Limit(0.0, 1.0, typical="0.4 is the default"),
-    "image_guidance": Limit(0.0, math.inf, soft_max=5.0, typical="1.0-1.5 is typical"),
-    "input_start": Limit(0, math.inf, typical="use 0 or more"),
-    "input_fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
-    "controls.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
-    "controls.start_frame": Limit(0, math.inf, typical="use 0 or more"),
-    "controls.fps": Limit(0.0, math.inf, soft_max=60.0, typical="use 0 for the source rate"),
-    "loras.scale": Limit(-math.inf, math.inf, soft_min=0.0, soft_max=2.0),
+    "image_guidance": Limit(0.0, 50.0, soft_max=5.0, typical="1.0-1.5 is typical"),
+    "input_start": Limit(0, MAX_SOURCE_FRAME, typical="use 0 or more"),
+    "input_fps": Limit(0.0, MAX_FPS, soft_max=60.0, typical="use 0 for the source rate"),
+    "controls.scale": Limit(-10.0, 10.0, soft_min=0.0, soft_max=2.0),
+    "controls.start_frame": Limit(0, MAX_SOURCE_FRAME, typical="use 0 or more"),
+    "controls.fps": Limit(0.0, MAX_FPS, soft_max=60.0, typical="use 0 for the source rate"),
+    "loras.scale": Limit(-10.0, 10.0, soft_min=0.0, soft_max=2.0),
+    # Canny's gradient magnitude (L1, 3x3 Sobel, 8-bit input) never exceeds 8 x 255.
+    "controls.low_threshold": Limit(0, 2040, soft_max=500, typical="100 is the default"),
+    "controls.high_threshold": Limit(0, 2040, soft_max=500, typical="200 is the default"),
+    "controls": Limit(0, 8, reason="each ControlNet is a model of its own in memory and a pass per step"),
+    "loras": Limit(0, 16),
     # speed (feature reuse, acceleration/feature_reuse.py); the engine checks cache_depth against the model's UNet
     "cache_interval": Limit(1, 1000, soft_max=10, typical="1 = off; 2-5 is typical, the Fast preset uses 3"),
     "cache_depth": Limit(1, SD15_SKIPS, typical=f"1 is the default; SD 1.5's UNet has {SD15_SKIPS} layers"),
@@ -84,16 +104,6 @@ LIMITS: dict[str, Limit] = {
     "motion_width": Limit(0, MAX_SIZE, typical="the width the homographies were made for, or 0 for the output's"),
     "motion_height": Limit(0, MAX_SIZE, typical="the height the homographies were made for, or 0 for the output's"),
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    message: str
-    hint: str = ""
-
-    def to_error(self) -> InvalidRequestError:
-        return InvalidRequestError(self.message, field=self.field, hint=self.hint)
 
 
 def check_request(request: JobRequest) -> None:
@@ -125,15 +135,20 @@ def frame_range(request: JobRequest, frames: int) -> tuple[int, int]:
     return first, last
 
 
-def check_frame_range(request: JobRequest, frames: int) -> None:
+def check_render_range(request: JobRequest, frames: int) -> None:
     """Raise if the requested sub-range does not fit ``frames`` (known only once the input is counted)."""
+    problem = _range_problem(request, frames)
+    if problem is not None:
+        raise problem.to_error()
+
+
+def _range_problem(request: JobRequest, frames: int) -> Problem | None:
     first, last = frame_range(request, frames)
-    if not 0 <= first <= last <= frames - 1:
-        raise InvalidRequestError(
-            f"frame range {first}-{last} is outside the video's frames 0-{frames - 1}",
-            field="frame_start" if first > frames - 1 or first > last else "frame_end",
-            hint=f"choose a range within 0-{frames - 1}, or leave it empty to render every frame",
-        )
+    if 0 <= first <= last <= frames - 1:
+        return None
+    return Problem("frame_start" if first > frames - 1 or first > last else "frame_end",
+                   f"frame range {first}-{last} is outside the video's frames 0-{frames - 1}",
+                   f"choose a range within 0-{frames - 1}, or leave it empty to render every frame")
 
 
 def _common(r: JobRequest, out: list[Problem]) -> None:
@@ -150,6 +165,7 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         elif model_refs.looks_like_path(r.model_config) and not os.path.isdir(os.path.expanduser(r.model_config)):
             out.append(Problem("model_config", f"model_config folder {r.model_config!r} does not exist",
                                "give a local diffusers SD 1.5 folder (model_index.json, unet/, tokenizer/ ...)"))
+    _in_limits(out, "loras", len(r.loras), unit="the number of LoRAs")
     for i, lora in enumerate(r.loras):
         if not lora.path:
             out.append(Problem(f"loras[{i}].path", "a LoRA entry has no path", "give the LoRA .safetensors file"))
@@ -164,20 +180,17 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         out.append(Problem("steps", f"steps={r.steps} exceeds the 1000 training timesteps", "use at most 1000"))
     _in_limits(out, "guidance", r.guidance)
     _size(r, out)
-    if r.frames < 0:
-        out.append(Problem("frames", f"frames={r.frames} is negative", "use 1 or more frames"))
+    _in_limits(out, "frames", r.frames)
     if r.frame_start < -1 or r.frame_end < -1:
         out.append(Problem("frame_start", "frame indices are 0-based", "use -1 for 'from the start'/'to the end'"))
+    elif max(r.frame_start, r.frame_end) >= MAX_FRAMES:
+        name = "frame_start" if r.frame_start >= MAX_FRAMES else "frame_end"
+        out.append(Problem(name, f"{name}={getattr(r, name)} is above the last frame a job can have, "
+                                 f"{MAX_FRAMES - 1} ({_IN_MEMORY})", f"use a frame index below {MAX_FRAMES}"))
     elif r.frame_start >= 0 and r.frame_end >= 0 and r.frame_start > r.frame_end:
         out.append(Problem("frame_end", f"frame range {r.frame_start}-{r.frame_end} is empty", "swap the two ends"))
-    elif r.frames > 0:
-        first, last = frame_range(r, r.frames)
-        if last > r.frames - 1 or first > r.frames - 1:
-            out.append(Problem(
-                "frame_end" if last > r.frames - 1 else "frame_start",
-                f"frame range {first}-{last} is outside frames 0-{r.frames - 1}",
-                f"choose frames within 0-{r.frames - 1}",
-            ))
+    elif r.frames > 0 and (problem := _range_problem(r, r.frames)) is not None:
+        out.append(problem)
     _in_limits(out, "chunk_size", r.chunk_size)
     _in_limits(out, "vae_batch", r.vae_batch)
     _in_limits(out, "cache_interval", r.cache_interval)
@@ -187,8 +200,10 @@ def _common(r: JobRequest, out: list[Problem]) -> None:
         out.append(Problem("device", f"unknown device {r.device!r}", f"use one of {', '.join(DEVICES)} (or cuda:N)"))
     _choice(out, "dtype", r.dtype, DTYPES)
     _choice(out, "preview", r.preview, PREVIEWS)
-    if _in_limits(out, "fps", r.fps) and r.fps <= 0:
-        out.append(Problem("fps", f"fps={r.fps} must be positive", "use e.g. 8 or 24"))
+    if _in_limits(out, "fps", r.fps) and r.preview == "gif" and r.fps > MAX_GIF_FPS:
+        out.append(Problem("fps", f"fps={r.fps:g} is above the {MAX_GIF_FPS:g} fps a GIF can play (its frame delays "
+                                  "are whole 1/100 s, and players slow delays below 2/100 s down)",
+                           f"use at most {MAX_GIF_FPS:g} fps for a GIF preview, or preview mp4"))
     _report(r, out)
 
 
@@ -254,6 +269,7 @@ def _text2video(r: TextToVideoRequest, out: list[Problem]) -> None:
 def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
     if not r.controls:
         out.append(Problem("controls", "no ControlNet given", "add a control, e.g. --control pose=FOLDER"))
+    _in_limits(out, "controls", len(r.controls), unit="the number of controls")
     for i, c in enumerate(r.controls):
         name = f"controls[{i}]"
         if not c.kind:
@@ -271,7 +287,16 @@ def _controlnet(r: ControlVideoRequest, out: list[Problem]) -> None:
                                    "start/end are fractions of the schedule; 0 and 1 use it all"))
         _in_limits(out, f"{name}.start_frame", c.start_frame, "controls.start_frame")
         _in_limits(out, f"{name}.fps", c.fps, "controls.fps")
+        _choice(out, f"{name}.preprocessor", c.preprocessor, PREPROCESSORS)
+        if (_in_limits(out, f"{name}.low_threshold", c.low_threshold, "controls.low_threshold")
+                & _in_limits(out, f"{name}.high_threshold", c.high_threshold, "controls.high_threshold")
+                and c.low_threshold > c.high_threshold):
+            out.append(Problem(f"{name}.low_threshold", f"canny thresholds need low <= high, got {c.low_threshold} > "
+                                                        f"{c.high_threshold}", "100 and 200 are the defaults"))
     _long_side(r.long_side, out)
+    if r.annotators_dir and not os.path.isdir(os.path.expanduser(r.annotators_dir)):
+        out.append(Problem("annotators_dir", f"annotators folder {r.annotators_dir!r} does not exist",
+                           "give a local download of lllyasviel/Annotators"))
 
 
 def _pix2pix(r: EditVideoRequest, out: list[Problem]) -> None:
@@ -381,7 +406,10 @@ def _in_limits(out: list[Problem], name: str, value: float, key: str = "", unit:
     limit = LIMITS[key or name]
     if limit.min <= value <= limit.max:
         return True
-    side = f"below the minimum {_number(limit.min)}" if value < limit.min else f"above the maximum {_number(limit.max)}"
+    if value < limit.min:
+        side = f"below the minimum {_number(limit.min)}"
+    else:
+        side = f"above the maximum {_number(limit.max)}" + (f" ({limit.reason})" if limit.reason else "")
     if math.isinf(limit.max):
         hint = f"use {name} of at least {_number(limit.min)}"
     elif math.isinf(limit.min):

@@ -43,13 +43,15 @@ _enabled = {"module": None, "users": 0, "path": ""}  # shared by the per-module 
 
 
 def _skip_bpy_exit_handlers(session) -> None:
-    """Leave the process before bpy's C exit handlers when torch is loaded too (the full test suite).
+    """Leave the process, with pytest's exit status, before bpy's C exit handlers.
 
-    With both loaded, bpy's static ``GlobalState`` destructor (its delayed file-close thread) destroys a condition
-    variable that thread still waits on, and ``exit()`` hangs forever after the last test (seen with gdb on bpy 4.5).
-    Python's own shutdown has run by then; only C++ static destructors are skipped.
+    They fail in two ways after the last test, neither of them the add-on's: with torch loaded too (the full test
+    suite), bpy 4.5's static ``GlobalState`` destructor (its delayed file-close thread) destroys a condition variable
+    that thread still waits on, and ``exit()`` hangs forever (seen with gdb); and bpy 4.2 as a module segfaults at
+    exit once a PropertyGroup with Python methods or properties was registered, even after unregistering it (seen
+    with a two-line PropertyGroup). Only bpy's and other C teardown is skipped.
     """
-    if "torch" in sys.modules and "bpy" in sys.modules:
+    if "bpy" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(int(getattr(session, "exitstatus", 0)))
@@ -185,6 +187,11 @@ def movie_strip(scene, name: str, path: Path, channel: int = 1, frame_start: int
     strip = strips.new_movie(name, str(path), channel, frame_start)
     strip.select = select
     return strip
+
+
+def strip_start(strip) -> int:
+    """The first timeline frame a strip shows, in the spelling of this Blender (5.3 deprecated frame_final_start)."""
+    return submodule("core.compat").strip_range(strip)[0]
 
 
 def generated_strips(scene) -> list:

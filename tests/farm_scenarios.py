@@ -85,7 +85,7 @@ def farm(request, spec, on_observe=None, should_cancel=lambda: False) -> dict:
 
 
 def single(request) -> dict[str, str]:
-    from t2vz_backend.models.loading import ModelCache
+    from t2vz_backend.models.cache import ModelCache
     from t2vz_backend.service.jobs import run_job
 
     return digests(run_job(request, cache=ModelCache(), emit=lambda _e: None).frames)

@@ -23,6 +23,7 @@ from addon_helpers import (  # noqa: F401  # fixtures
     movie_strip,
     prefs,
     scene,
+    strip_start,
     submodule,
     worker_has_torch,
     write_frames,
@@ -34,7 +35,7 @@ if not worker_has_torch():  # the test process itself never imports torch (with 
 
 
 def check_strip(strip, channel: int, frame_start: int, length: int) -> None:
-    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (channel, frame_start, length)
+    assert (strip.channel, strip_start(strip), len(strip.elements)) == (channel, frame_start, length)
     folder = Path(bpy.path.abspath(strip.directory))
     assert all((folder / element.filename).is_file() for element in strip.elements)
 

@@ -20,6 +20,7 @@ from addon_helpers import (  # noqa: F401  # fixtures
     movie_strip,
     prefs,
     scene,
+    strip_start,
     submodule,
     write_frames,
 )
@@ -36,7 +37,7 @@ def test_text_to_video_strip_at_scene_start(scene, fake_client, tmp_path):  # no
     scene.frame_start = 5
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (strip,) = generated_strips(scene)
-    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (1, 5, 3)
+    assert (strip.channel, strip_start(strip), len(strip.elements)) == (1, 5, 3)
     assert strip.name == "7_a red ball" and strip.type == "IMAGE"
     request = json.loads(strip["t2vz_request"])
     assert request["type"] == "text2video" and request["prompt"] == "a red ball" and request["seed"] == 7
@@ -63,7 +64,7 @@ def test_restyle_goes_above_the_source_on_a_free_channel(scene, fake_client, tmp
     scene.t2vz.mode = "CONTROLNET"
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (strip,) = generated_strips(scene)
-    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (4, 10, 3)
+    assert (strip.channel, strip_start(strip), len(strip.elements)) == (4, 10, 3)
     request = fake_client.requests[0]
     staged = Path(request.controls[0].path)
     assert sorted(p.name for p in staged.iterdir()) == ["000000.png", "000001.png", "000002.png"]
@@ -79,7 +80,7 @@ def test_edit_uses_the_frame_range_of_joined_strips(scene, fake_client, tmp_path
         "PIX2PIX", True, 2, 4
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (strip,) = generated_strips(scene)
-    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (2, 2, 3)
+    assert (strip.channel, strip_start(strip), len(strip.elements)) == (2, 2, 3)
     request = fake_client.requests[0]
     staged = sorted(Path(request.input).iterdir())
     assert [os.path.basename(os.readlink(p)) for p in staged] == ["a_0001.png", "b_0000.png", "b_0001.png"]
@@ -94,7 +95,7 @@ def test_movie_strip_passes_file_start_and_count(scene, fake_client, tmp_path): 
         "CONTROLNET", True, 11, 12
     assert bpy.ops.t2vz.generate() == {"FINISHED"}
     (strip,) = generated_strips(scene)
-    assert (strip.channel, int(strip.frame_final_start), len(strip.elements)) == (3, 11, 2)
+    assert (strip.channel, strip_start(strip), len(strip.elements)) == (3, 11, 2)
     (control,) = fake_client.requests[0].controls
     assert (control.path, control.start_frame, fake_client.requests[0].frames) == (str(movie), 1, 2)
 
@@ -212,7 +213,7 @@ def test_redo_show_and_load_parameters(scene, fake_client):  # noqa: F811
     scene.t2vz.prompt, scene.t2vz.seed = "something else", 99
     assert bpy.ops.t2vz.redo() == {"FINISHED"}
     second = next(s for s in generated_strips(scene) if s != first)
-    assert (second.channel, int(second.frame_final_start)) == (first.channel + 1, int(first.frame_final_start))
+    assert (second.channel, strip_start(second)) == (first.channel + 1, strip_start(first))
     old, new = (json.loads(s["t2vz_request"]) for s in (first, second))
     assert old.pop("output_dir") != new.pop("output_dir") and old == new
     assert bpy.ops.t2vz.show_parameters() == {"FINISHED"}

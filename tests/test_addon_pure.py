@@ -62,6 +62,37 @@ def test_compat_reads_either_spelling(spelling):
     assert compat.occupied_ranges(scene) == [(1, 1, 4), (2, 10, 13)]
 
 
+class Deprecated:
+    """A strip of Blender 5.3: the old timing names still answer, but reading one is an error here."""
+
+    def __init__(self, **names):
+        self.__dict__.update(names)
+
+    def __getattr__(self, name):
+        if name in ("frame_final_start", "frame_final_duration", "frame_start", "animation_offset_start"):
+            raise AssertionError(f"read the deprecated {name}")
+        raise AttributeError(name)
+
+
+def test_compat_strip_timing_in_both_spellings():
+    old = SimpleNamespace(frame_final_start=12.0, frame_final_duration=3, frame_start=12.0, animation_offset_start=2)
+    new = Deprecated(left_handle=12, duration=3, content_start=12.0, content_trim_start=2)
+    for strip in (old, new):
+        assert compat.strip_range(strip) == (12, 15)
+        assert compat.source_frame_zero(strip) == 10  # two source frames are trimmed off the front
+
+
+def test_compat_knows_where_the_compositor_drops_the_vector_pass_w():
+    assert not compat.compositor_keeps_vector_w((4, 2, 23))
+    assert compat.compositor_keeps_vector_w((4, 5, 0)) and compat.compositor_keeps_vector_w((5, 3, 0))
+
+
+def test_compat_names_the_compositor_of_each_version():
+    assert compat.compositor_api(SimpleNamespace(node_tree=None, use_nodes=False)) == compat.NODE_TREE
+    assert compat.compositor_api(SimpleNamespace(compositing_node_group=None)) == compat.NODE_GROUP
+    assert compat.compositor_api(SimpleNamespace(compositing_node_group=None, compositor_effects=[])) == compat.EFFECTS
+
+
 def test_compat_sequencer_scene_prefers_5x_attribute():
     old, new = object(), object()
     assert compat.sequencer_scene(SimpleNamespace(scene=old)) is old

@@ -25,9 +25,9 @@ def _plain(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return AttnProcessor2_0()(attn, x)
 
 
-def _cross(attn: Attention, anchor: torch.Tensor, others: torch.Tensor, branches: int,
-           query_chunk: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    state = CrossFrameState(query_chunk=query_chunk)
+def _cross(attn: Attention, anchor: torch.Tensor, others: torch.Tensor, branches: int
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    state = CrossFrameState()
     proc = CrossFrameAttnProcessor("layer", state)
     with state.recording(branches):
         out_anchor = proc(attn, anchor)
@@ -85,14 +85,6 @@ def test_anchor_inside_the_first_chunk_equals_a_separate_anchor_pass(branches):
         torch.testing.assert_close(out[:, 1:].reshape(-1, 10, 16), separate_others, atol=1e-6, rtol=1e-6)
     key, _ = state.cache["layer"]
     assert key.shape[0] == branches  # projected from the anchor rows only, and kept for later chunks
-
-
-def test_query_chunking_gives_the_same_result():
-    attn = _attention()
-    anchor, others = torch.randn(2, 10, 16), torch.randn(6, 10, 16)
-    _, full = _cross(attn, anchor, others, 2)
-    _, chunked = _cross(attn, anchor, others, 2, query_chunk=7)
-    torch.testing.assert_close(full, chunked, atol=1e-6, rtol=1e-6)
 
 
 def test_replay_without_record_is_refused():

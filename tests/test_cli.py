@@ -74,7 +74,7 @@ def test_help_explains_the_motion_unit(capsys):
 @pytest.mark.parametrize(("argv", "words"), [
     (["--width", "30"], "--width: width=30 is not a positive multiple of 8 (use width=32)"),
     (["--frames", "0"], "--frames:"),
-    (["--frame-range", "1-7"], "--frame-range: frame range 1-7 is outside frames 0-1"),
+    (["--frame-range", "1-7"], "--frame-range: frame range 1-7 is outside the video's frames 0-1"),
     (["--frame-range", "one-two"], "is not A-B"),
     (["--t0", "950", "--t1", "900"], "--t0: need 0 < t0 < t1"),
     (["--steps", "1"], "--steps: steps=1 is too few"),
@@ -174,3 +174,92 @@ def test_model_config_folder_must_exist(tmp_path, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "--model-config: model_config folder" in err and "does not exist" in err and not out.exists()
+
+
+def _options_named(text: str) -> set[str]:
+    """The t2vz options a message names (a command of another tool is quoted in backticks and skipped)."""
+    import re
+
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", re.sub(r"`[^`]*`", "", text)))
+
+
+def test_every_option_named_in_the_backends_messages_exists():
+    import argparse
+    import ast
+
+    (commands,) = [a.choices for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    known = set().union(*(cli.command_options(c) for c in commands))
+    named: dict[str, str] = {}
+    for path in (ROOT / "t2vz_backend").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named.update({option: str(path.relative_to(ROOT)) for option in _options_named(node.value)})
+    assert {o: where for o, where in named.items() if o not in known} == {}
+    assert all(option in known for option in cli.OPTION_OF.values())
+
+
+@pytest.mark.parametrize(("argv", "files"), [
+    (["controlnet", "--control", "pose={src}", "--preprocess", "pose=sobel"], {}),
+    (["controlnet", "--control", "canny={src}", "--preprocess", "canny=hed"], {}),
+    (["controlnet", "--control", "canny={src}", "--control-model", "canny=/no/such/cn"], {}),
+    (["controlnet", "--control", "canny={src}", "--control-model", "canny={src}/../missing.safetensors"], {}),
+    (["controlnet", "--control", "canny=/no/such/frames"], {}),
+    (["controlnet", "--control", "canny={src}", "--annotators-dir", "/no/such/dir"], {}),
+    (["pix2pix", "--instruction", "snow", "--input", "{src}", "--input-fps", "1e9"], {}),
+    (["pix2pix", "--instruction", "snow", "--input", "{src}", "--out", "{src}/edited", "--overwrite"], {}),
+    (["text2video", "--prompt", "x", "--lora", "{src}/missing.safetensors"], {}),
+    (["text2video", "--prompt", "x", "--model", "{src}/model.safetensors", "--model-config", "/no/such"], {}),
+    (["text2video", "--prompt", "x", "--preview", "gif", "--fps", "60"], {}),
+    (["run", "{job}"], {"job": {"type": "controlnet", "controls": [{"kind": "canny", "path": ".", "fps": -1}]}}),
+    (["run", "{job}"], {"job": {"type": "text2video", "prompt": "x", "output_dir": "o", "frames": 10**9}}),
+    (["run", "{job}"], {"job": {"type": "controlnet", "output_dir": "o", "controls": [
+        {"kind": "canny", "path": ".", "preprocessor": "sobel", "low_threshold": 900}]}}),
+])
+def test_no_error_names_an_option_its_command_lacks(tmp_path, capsys, argv, files):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "model.safetensors").write_bytes(b"x")
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(src / "0001.png")
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(files.get("job", {})))
+    argv = [a.format(src=src, job=job) for a in argv]
+    if argv[0] != "run" and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert _options_named(err) <= cli.command_options(argv[0]), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_preprocessor_is_refused_before_the_model_loads(capsys, tmp_path, monkeypatch):
+    from t2vz_backend.models import loading
+
+    monkeypatch.setattr(loading, "load_base_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    (tmp_path / "maps").mkdir()
+    assert cli.main(["controlnet", "--control", f"pose={tmp_path / 'maps'}", "--preprocess", "pose=sobel",
+                     "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --preprocess: unknown controls[0].preprocessor 'sobel'"), err
+
+
+def test_a_closed_terminal_never_fails_the_job():
+    """After SIGHUP the terminal is gone: progress output must not turn into an error inside the job."""
+    from t2vz_backend.protocol import Progress
+
+    class Gone:
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, _text: str) -> int:
+            raise OSError(5, "Input/output error")
+
+        def flush(self) -> None:
+            raise OSError(5, "Input/output error")
+
+    bar = cli.ProgressBar(Gone())
+    for step in range(3):
+        bar(Progress(stage="denoise", step=step, total_steps=3))
+    assert bar.stream is None

@@ -1,7 +1,8 @@
-"""Writing outputs: global zero-padded names, atomic writes, output-folder checks, MP4/GIF previews."""
+"""Writing outputs: global zero-padded names, atomic writes, MP4/GIF previews."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from t2vz_backend.errors import OutputError
-from t2vz_backend.media.writer import FrameWriter, check_output_dir, frame_name, prepare_output_dir, write_preview
+from t2vz_backend.media.writer import FrameWriter, frame_name, write_preview
 
 
 def _frames(n: int, size=(34, 26)) -> list[np.ndarray]:
@@ -58,46 +59,6 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["frame_000000.png"]  # no temp file, no partial frame
 
 
-def test_non_empty_folder_refused_unless_overwrite(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.png").write_bytes(b"x")
-    problem = check_output_dir(out, False)
-    assert problem and str(out) in problem and "--overwrite" in problem
-    with pytest.raises(OutputError) as info:
-        prepare_output_dir(out, overwrite=False)
-    assert str(out) in info.value.message and "--overwrite or choose an empty folder" in info.value.hint
-    assert check_output_dir(out, True) is None
-    assert prepare_output_dir(out, overwrite=True) == str(out.absolute())
-    assert (out / "old.png").exists()  # overwrite deletes nothing
-    FrameWriter(out, total_frames=1).write(_frames(1)[0])
-    FrameWriter(out, total_frames=1).write(_frames(1)[0])  # same name again: replaced
-    assert sorted(os.listdir(out)) == ["frame_000000.png", "old.png"]
-
-
-def test_missing_folder_is_created_but_check_creates_nothing(tmp_path):
-    out = tmp_path / "a" / "b"
-    assert check_output_dir(out, False) is None
-    assert not (tmp_path / "a").exists()
-    assert prepare_output_dir(out, overwrite=False) == str(out)
-    assert out.is_dir() and os.listdir(out) == []  # the probe file is gone
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / ".DS_Store").write_bytes(b"")
-    assert check_output_dir(tmp_path / "empty", False) is None
-
-
-def test_unwritable_location_is_named(tmp_path):
-    blocker = tmp_path / "some_file"
-    blocker.write_text("a regular file, so nothing can be created under it (even as root)")
-    out = blocker / "out"
-    problem = check_output_dir(out, False)
-    assert problem and str(out) in problem
-    with pytest.raises(OutputError, match="some_file"):
-        prepare_output_dir(out, overwrite=True)
-    with pytest.raises(OutputError, match="is a file"):
-        prepare_output_dir(blocker, overwrite=True)
-
-
 def test_gif_preview_reads_back(tmp_path):
     frames = _frames(4)
     path = write_preview(frames, tmp_path / "preview.gif", fps=8)
@@ -128,3 +89,22 @@ def test_preview_errors(tmp_path):
         write_preview(_frames(2), tmp_path / "missing" / "p.gif", fps=8)
     with pytest.raises(OutputError, match="frame 1"):
         write_preview([_frames(1)[0], _frames(1, size=(8, 8))[0]], tmp_path / "p.gif", fps=8)
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    (errno.ENOSPC, "disk is full"), (errno.EFBIG, "file size limit"), (errno.EROFS, "read-only"),
+    (errno.EACCES, "permission denied"), (errno.EDQUOT, "quota"), (errno.EIO, "disk space")])
+def test_every_write_failure_is_an_output_error_with_a_hint_and_leaves_nothing(tmp_path, code, words):
+    from t2vz_backend.media.atomic import atomic_write, write_bytes
+
+    write_bytes(tmp_path / "t2vz.json", b"old")
+
+    def fails(temp):
+        with open(temp, "wb") as handle:
+            handle.write(b"half")
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(OutputError) as info:
+        atomic_write(tmp_path / "t2vz.json", fails)
+    assert str(tmp_path / "t2vz.json") in info.value.message and words in info.value.hint
+    assert os.listdir(tmp_path) == ["t2vz.json"] and (tmp_path / "t2vz.json").read_bytes() == b"old"

@@ -7,6 +7,7 @@ Nothing here installs a package or reaches the network: plans are only built and
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def fake_probes(system: str = "Linux", arch: str = "x86_64", tools: tuple[str, .
         system=lambda: system,
         machine=lambda: arch,
         python_version=lambda _python: python,
+        glob=lambda _pattern: [],
+        home=lambda: Path("/home/user"),
     )
 
 
@@ -296,8 +299,6 @@ def test_format_command_quotes_and_prefixes_env() -> None:
 
 
 def test_print_plan_lists_exactly_the_commands() -> None:
-    import io
-
     plan = user_plan("cpu", "Linux")
     out = io.StringIO()
     deps.print_plan(plan, machine(), out)
@@ -358,6 +359,88 @@ def test_parse_args_rejects_conflicts() -> None:
     assert options.find_links == (Path("w1").absolute(), Path("w2").absolute()) and options.offline
 
 
+# --- --dev: the extra Blender versions of the add-on tests --------------------------------------------------------
+
+PYENV_313 = ("/home/user/.pyenv/versions/3.13.2/bin/python3.13", "/home/user/.pyenv/versions/3.13.10/bin/python3.13")
+
+
+def blender_probes(pythons: dict[str, tuple[int, int]], on_path: tuple[str, ...] = (),
+                   pyenv: tuple[str, ...] = (), venvs: tuple[Path, ...] = ()) -> deps.Probes:
+    """Probes where only the interpreters in ``pythons`` run (others fail, as a pyenv shim of an inactive version
+    does), ``on_path`` names are on PATH, ``pyenv`` paths match the pyenv glob and ``venvs`` exist."""
+    def version(path: str) -> tuple[int, int]:
+        if path not in pythons:
+            raise deps.InstallError(f"cannot run the Python interpreter {path!r}")
+        return pythons[path]
+
+    return deps.Probes(
+        which=lambda name: f"/usr/bin/{name}" if name in on_path else None,
+        find_library=lambda _name: None,
+        exists=lambda path: path in {str(deps.venv_python(venv, "Linux")) for venv in venvs},
+        system=lambda: "Linux",
+        machine=lambda: "x86_64",
+        python_version=version,
+        glob=lambda pattern: list(pyenv) if "/.pyenv/versions/" in pattern else [],
+        home=lambda: Path("/home/user"),
+    )
+
+
+def extra_steps(probes: deps.Probes, python: str = "/usr/bin/python3") -> tuple[list[deps.Step], list[str]]:
+    return deps.extra_blender_steps(deps.Options(dev=True, python=python), "Linux", probes)
+
+
+def test_extra_blenders_get_venvs_from_the_python_their_bpy_needs() -> None:
+    pythons = {"/usr/bin/python3": (3, 11), **dict.fromkeys(PYENV_313, (3, 13))}
+    steps, notes = extra_steps(blender_probes(pythons, pyenv=PYENV_313))
+    assert notes == []
+    old, new = deps.EXTRA_BLENDERS
+    assert [step.title for step in steps] == [
+        f"Create the virtual environment {old.venv}", "Install bpy 4.2 for the add-on tests", "Check bpy 4.2",
+        f"Create the virtual environment {new.venv}", "Install bpy 5.3 for the add-on tests", "Check bpy 5.3"]
+    assert steps[0].argv[0] == "/usr/bin/python3"
+    assert steps[3].argv[0] == PYENV_313[1]  # pyenv's newest 3.13 (3.13.10 sorts after 3.13.2)
+    dev_pins = deps.read_requirements(deps.DEV_REQUIREMENTS) + deps.read_requirements(deps.BACKEND_REQUIREMENTS)
+    for step, blender in ((steps[1], old), (steps[4], new)):
+        assert step.argv[0] == str(blender.venv / "bin" / "python")
+        packages = list(step.argv[4:])
+        assert packages[0] == blender.requirement
+        assert {deps.canonical_name(n) for n in deps.project_names(packages)} == {
+            "bpy", "pytest", "pillow", "numpy", "opencv-python-headless", "openexr", "matplotlib"}
+        assert set(packages[1:]) <= set(dev_pins)  # the pins of requirements/, not new ones
+        assert "-c" not in step.argv  # the dev constraints hold numpy < 2, which has no Python 3.13 wheels
+    assert "import bpy" in steps[2].argv[-1] and '"' in steps[2].argv[-1] and "'" not in steps[2].argv[-1]
+
+
+def test_a_python_on_path_that_does_not_run_is_passed_over() -> None:
+    pythons = {"/usr/bin/python3": (3, 11), PYENV_313[0]: (3, 13)}  # /usr/bin/python3.13 is a failing shim
+    steps, notes = extra_steps(blender_probes(pythons, on_path=("python3.13",), pyenv=PYENV_313[:1]))
+    assert notes == [] and steps[3].argv[0] == PYENV_313[0]
+    pythons["/usr/bin/python3.13"] = (3, 13)
+    steps, _ = extra_steps(blender_probes(pythons, on_path=("python3.13",), pyenv=PYENV_313[:1]))
+    assert steps[3].argv[0] == "/usr/bin/python3.13"  # PATH before pyenv
+
+
+def test_an_extra_blender_without_its_python_is_skipped_with_a_note() -> None:
+    steps, notes = extra_steps(blender_probes({"/usr/bin/python3": (3, 11)}))
+    assert [step.title for step in steps][-1] == "Check bpy 4.2"
+    (note,) = notes
+    assert "bpy 5.3 skipped" in note and "Python 3.13" in note and "/home/user/.pyenv/versions/3.13*" in note
+    plan, found = deps.make_plan(deps.Options(dev=True, python="/usr/bin/python3"),
+                                 blender_probes({"/usr/bin/python3": (3, 11)}, venvs=(deps.DEV_VENV,)))
+    assert plan.notes == (note,)
+    assert [step.title for step in plan.steps][:2] == ["Install the development packages", "Check the environment"]
+    out = io.StringIO()
+    deps.print_plan(plan, found, out)
+    assert f"# note: {note}" in out.getvalue().splitlines()
+
+
+def test_existing_extra_venvs_are_updated_not_recreated() -> None:
+    venvs = tuple(blender.venv for blender in deps.EXTRA_BLENDERS)
+    steps, notes = extra_steps(blender_probes({}, venvs=venvs))  # no interpreter needed: each venv has its own
+    assert notes == []
+    assert [step.title.split()[0] for step in steps] == ["Install", "Check", "Install", "Check"]
+
+
 # --- the script as a user runs it ---------------------------------------------------------------------------------
 
 
@@ -387,7 +470,8 @@ def test_dev_dry_run_subprocess(tmp_path: Path) -> None:
     result = run_script("--dev", "--dry-run", home=tmp_path)
     assert result.returncode == 0, result.stderr
     pip_lines = [line for line in result.stdout.splitlines() if " -m pip install " in line]
-    assert pip_lines and all("-c " + str(deps.DEV_CONSTRAINTS) in line for line in pip_lines)
+    dev_lines = [line for line in pip_lines if line.startswith(str(deps.DEV_VENV / "bin"))]
+    assert dev_lines and all("-c " + str(deps.DEV_CONSTRAINTS) in line for line in dev_lines)
     assert "'bpy==4.5.*'" in result.stdout
     assert list(tmp_path.iterdir()) == []
 

@@ -20,7 +20,7 @@ from t2vz_backend.validation import frame_range
 
 
 class FakeCache:
-    """Stands in for loading.ModelCache: counts loads, returns a model-like object."""
+    """Stands in for models.cache.ModelCache: counts loads, returns a model-like object."""
 
     def __init__(self) -> None:
         self.models: dict[tuple, SimpleNamespace] = {}
@@ -36,7 +36,7 @@ class FakeCache:
         return count
 
 
-def fake_engine(request, model, controlnets, ctx, *, fail_at_step=-1, error=None):
+def fake_engine(request, model, controlnets, ctx, *, fail_at_step=-1, error=None, before_decode=None):
     """Follows the engine contract: plan, two UNet passes (of one frame each) per step, then every frame in order."""
     frames = request.frames or 3
     first, last = frame_range(request, frames)
@@ -47,6 +47,8 @@ def fake_engine(request, model, controlnets, ctx, *, fail_at_step=-1, error=None
         if call == fail_at_step:
             raise error
         ctx.advance(1, call // 2 + 1 if call % 2 else None)
+    if before_decode is not None:
+        before_decode()
     ctx.on_stage("decode")
     for index in range(first, last + 1):
         rng = np.random.default_rng(request.seed * 1000 + index)
@@ -138,15 +140,17 @@ def source(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("where", ["inside", "dotdot", "symlink"])
-def test_output_inside_the_source_folder_is_refused(engine, tmp_path, source, where):
+@pytest.mark.parametrize("overwrite", [False, True])
+@pytest.mark.parametrize("where", ["equal", "inside", "dotdot", "symlink"])
+def test_output_inside_the_source_folder_is_refused_whatever_the_flags(engine, tmp_path, source, where, overwrite):
     if where == "symlink":
         os.symlink(source, tmp_path / "link")
-    out = {"inside": source / "edited", "dotdot": tmp_path / "elsewhere" / ".." / "src" / "x",
+    out = {"equal": source, "inside": source / "edited", "dotdot": tmp_path / "elsewhere" / ".." / "src" / "x",
            "symlink": tmp_path / "link" / "edited"}[where]
-    request = EditVideoRequest(output_dir=str(out), input=str(source), instruction="snow", steps=2)
+    request = EditVideoRequest(output_dir=str(out), input=str(source), instruction="snow", steps=2, overwrite=overwrite)
     events, error = run(request)
     assert isinstance(error, OutputError) and "source" in error.message and error.field == "output_dir"
+    assert "--overwrite" not in error.hint  # overwrite is no way around it
     assert sorted(os.listdir(source)) == ["0001.png"]
     assert not (tmp_path / "elsewhere").exists()
 
@@ -204,3 +208,73 @@ def test_internal_error_is_reported_and_re_raised(engine, tmp_path):
 def test_mp4_preview(engine, tmp_path):
     _, done = run(t2v(tmp_path / "out", preview="mp4", width=64, height=64))
     assert os.path.getsize(tmp_path / "out" / "preview.mp4") > 0
+
+
+def _frames_of(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name.startswith("frame_")}
+
+
+def test_frame_ranges_rendered_separately_equal_one_full_run(engine, tmp_path):
+    _, full = run(t2v(tmp_path / "full", frames=6, preview="gif"), job_id="full")
+    split = tmp_path / "split"
+    for number, (first, last) in enumerate(((4, 5), (0, 1), (2, 3))):
+        _, done = run(t2v(split, frames=6, preview="gif", frame_start=first, frame_end=last, overwrite=number > 0),
+                      job_id=f"r{number}")
+        assert isinstance(done, Done), done
+    assert _frames_of(split) == _frames_of(tmp_path / "full")
+    merged, single = (json.loads((folder / "t2vz.json").read_text()) for folder in (split, tmp_path / "full"))
+    assert merged["frames"] == single["frames"] and merged["first_frame"] == single["first_frame"] == 0
+    assert [(r["first"], r["last"]) for r in merged["ranges"]] == [(4, 5), (0, 1), (2, 3)]
+    assert (merged["request"]["frame_start"], merged["request"]["frame_end"]) == (0, 5)
+    assert Image.open(split / "preview.gif").n_frames == 6  # the preview shows the whole folder
+    assert sorted(os.listdir(split)) == sorted(os.listdir(tmp_path / "full"))
+
+
+def test_concurrent_ranges_of_one_job_merge_without_overwrite(engine, tmp_path):
+    import threading
+
+    barrier = threading.Barrier(2, timeout=30)
+    engine.update(before_decode=barrier.wait)  # both runs are in flight before either commits
+    out, results = tmp_path / "out", {}
+    threads = [threading.Thread(target=lambda r=r: results.setdefault(r, run(t2v(out, frames=4, frame_start=r[0],
+                                                                                  frame_end=r[1]), job_id=f"{r}")))
+               for r in ((0, 1), (2, 3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(isinstance(done, Done) for _, done in results.values()), results
+    assert json.loads((out / "t2vz.json").read_text())["frames"] == [f"frame_{i:06d}.png" for i in range(4)]
+    assert not [name for name in os.listdir(out) if name.startswith(".")]
+
+
+def test_another_jobs_output_arriving_mid_run_refuses_the_commit(engine, tmp_path):
+    out = tmp_path / "out"
+    engine.update(before_decode=lambda: engine.pop("before_decode") and run(t2v(out, seed=7, frames=4, frame_start=2)))
+    events, error = run(t2v(out, frames=4, frame_end=1))
+    assert isinstance(error, OutputError) and "another job's output" in error.message and events[-1].kind == "output"
+    assert json.loads((out / "t2vz.json").read_text())["request"]["seed"] == 7  # the other job's files are intact
+    assert sorted(_frames_of(out)) == ["frame_000002.png", "frame_000003.png"]
+
+
+def test_a_sidecar_write_failure_is_an_output_error_and_leaves_nothing(engine, tmp_path, monkeypatch):
+    import errno
+
+    from t2vz_backend.media import atomic
+
+    real = atomic.write_bytes
+
+    def half_then_full(temp):
+        with open(temp, "wb") as handle:
+            handle.write(b'{"half": ')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(path, data, **kwargs):
+        if str(path).endswith("t2vz.json"):
+            return atomic.atomic_write(path, half_then_full)
+        return real(path, data, **kwargs)
+
+    monkeypatch.setattr(atomic, "write_bytes", full_disk)
+    events, error = run(t2v(tmp_path / "out"))
+    assert isinstance(error, OutputError) and "t2vz.json" in error.message and "disk is full" in error.hint
+    assert events[-1].kind == "output" and not (tmp_path / "out").exists()

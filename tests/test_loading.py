@@ -19,7 +19,8 @@ pytest.importorskip("diffusers")
 from ldm_checkpoint import write_controlnet_checkpoint, write_sd_checkpoint  # noqa: E402
 
 from t2vz_backend.errors import ModelLoadError  # noqa: E402
-from t2vz_backend.models.loading import ModelCache, default_controlnet_ref, load_base_model, load_controlnet  # noqa: E402
+from t2vz_backend.models.cache import ModelCache  # noqa: E402
+from t2vz_backend.models.loading import default_controlnet_ref, load_base_model, load_controlnet  # noqa: E402
 from t2vz_backend.models.tiny import TinyPaths, ensure_tiny_models  # noqa: E402
 from t2vz_backend.protocol import LoraSpec  # noqa: E402
 
@@ -80,11 +81,11 @@ def refused(match: str, call, *args, **kwargs) -> ModelLoadError:
 def test_tiny_loads_ready_for_inference_and_runs(tiny, paths: TinyPaths) -> None:
     from diffusers import StableDiffusionPipeline
 
-    assert tiny.kind == "sd" and tiny.is_tiny and tiny.family == "tiny" and "smoke-test" in tiny.label
+    assert tiny.kind == "sd" and tiny.is_tiny
     assert tiny.device == torch.device("cpu") and tiny.dtype == torch.float32 and tiny.source == paths.sd
     for module in (tiny.unet, tiny.vae, tiny.text_encoder):
         assert not module.training and not any(p.requires_grad for p in module.parameters())
-    assert tiny.scheduler_config["steps_offset"] == 1 and tiny.prediction_type == "epsilon"
+    assert tiny.scheduler_config["steps_offset"] == 1 and tiny.scheduler_config["prediction_type"] == "epsilon"
     pipe = StableDiffusionPipeline(**tiny.components())
     pipe.set_progress_bar_config(disable=True)
     images = pipe("a cat", num_inference_steps=2, height=64, width=64, output_type="np").images
@@ -129,7 +130,7 @@ def test_single_checkpoint_offline_without_config_fails_fast(tiny, tmp_path, emp
     start = time.perf_counter()
     error = refused("configs .* are not cached", load_base_model, path, offline=True)
     assert time.perf_counter() - start < 10
-    assert error.field == "config" and "SD 1.5 folder" in error.hint and "online" in error.hint
+    assert error.field == "model_config" and "SD 1.5 folder" in error.hint and "online" in error.hint
 
 
 def test_lora_changes_the_unet_and_scale_zero_does_not(tiny, paths: TinyPaths, tmp_path) -> None:
@@ -300,3 +301,38 @@ def test_model_cache(paths: TinyPaths) -> None:
     assert fresh is not base
     cache.base("tiny", kind="pix2pix")  # max_bases=1: replaces the sd model
     assert len(cache) == 1 and cache.base("tiny") is not fresh
+
+
+def _damage(path: str, how: str) -> None:
+    data = open(path, "rb").read()
+    with open(path, "wb") as handle:
+        handle.write(data[: len(data) * 2 // 3] if how == "truncated" else os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("how", ["truncated", "corrupt"])
+@pytest.mark.parametrize("what", ["unet", "controlnet", "lora", "checkpoint"])
+def test_damaged_weights_name_the_file_and_never_suggest_pickle(tiny, paths: TinyPaths, tmp_path, what, how):
+    from safetensors.torch import save_file
+
+    if what == "unet":
+        folder = copy_of(paths.sd, tmp_path)
+        damaged = os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors")
+        call, args, field = load_base_model, (folder,), "model"
+    elif what == "controlnet":
+        folder = copy_of(paths.controlnet, tmp_path)
+        damaged = os.path.join(folder, "diffusion_pytorch_model.safetensors")
+        call, args, field = load_controlnet, (folder,), "controls"
+    elif what == "lora":
+        damaged = str(tmp_path / "style.safetensors")
+        save_file({"lora_unet_down.weight": torch.zeros(64, 4)}, damaged)
+        call, args, field = load_base_model, ("tiny",), "loras[0].path"
+    else:
+        damaged = str(tmp_path / "tiny-sd.safetensors")
+        write_sd_checkpoint(damaged, tiny.unet, tiny.vae, tiny.text_encoder)
+        call, args, field = load_base_model, (damaged,), "model"
+    _damage(damaged, how)
+    kwargs = {"loras": (LoraSpec(damaged),)} if what == "lora" else {"base": tiny} if what == "controlnet" else {}
+    error = refused("is damaged", call, *args, **kwargs)
+    assert damaged in error.message and error.field == field
+    assert "download it again" in error.hint
+    assert "pickle" not in f"{error.message} {error.hint}".lower()

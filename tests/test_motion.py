@@ -1,4 +1,4 @@
-"""The latent warp of motion dynamics (method.md §4, docs/camera_motion.md): drift, camera keys, homographies."""
+"""The latent warp of motion dynamics (docs/method.md §3, docs/camera_motion.md): drift, camera keys, homographies."""
 
 from __future__ import annotations
 

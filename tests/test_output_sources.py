@@ -33,15 +33,15 @@ def test_an_output_that_is_or_holds_the_movie_is_refused_even_with_overwrite(mov
         assert info.value.field == "output_dir"
 
 
-def test_an_output_inside_a_folder_source_is_refused_unless_overwrite(tmp_path):
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_inside_a_folder_source_is_refused_whatever_the_flags(tmp_path, overwrite):
     frames = tmp_path / "frames"
     frames.mkdir()
-    request = ControlVideoRequest(output_dir=str(frames / "out"), controls=(ControlSpec("canny", str(frames)),))
+    request = ControlVideoRequest(output_dir=str(frames / "out"), controls=(ControlSpec("canny", str(frames)),),
+                                  overwrite=overwrite)
     with pytest.raises(OutputError, match="inside the folder of the source frames") as info:
         check_output(request)
     assert "controls[0].path" in info.value.message
-    check_output(ControlVideoRequest(output_dir=str(frames / "out"), controls=(ControlSpec("canny", str(frames)),),
-                                     overwrite=True))
 
 
 def test_a_mask_folder_is_a_folder_source(tmp_path):
@@ -51,3 +51,20 @@ def test_a_mask_folder_is_a_folder_source(tmp_path):
     assert source_folders(request) == [("mask_dir", str(masks.resolve()))]
     with pytest.raises(OutputError):
         check_output(request)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_camera_motion_sources_are_sources_whatever_the_flags(tmp_path, overwrite):
+    """A folder of displacement maps is footage too; a .npy stack only forbids writing over itself."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    request = TextToVideoRequest(output_dir=str(flows / "out"), motion_flow=str(flows), overwrite=overwrite)
+    with pytest.raises(OutputError) as info:
+        check_output(request)
+    assert "motion_flow" in info.value.message
+    stack = tmp_path / "occlusion.npy"
+    stack.write_bytes(b"not read here")
+    beside = TextToVideoRequest(output_dir=str(tmp_path / "job"), motion_flow=str(flows), motion_occlusion=str(stack),
+                                overwrite=overwrite)
+    check_output(beside)
+    assert ("motion_occlusion", str(stack.resolve())) in source_paths(beside)

@@ -43,7 +43,8 @@ def test_unknown_name_lists_the_available_ones():
     with pytest.raises(InvalidRequestError, match="unknown preprocessor 'sobel'") as info:
         run_preprocessor("sobel", [_scene()])
     assert "canny" in info.value.hint and "pose" in info.value.hint and info.value.field == "preprocessor"
-    assert "canny" in preprocessor_problem("sobel")
+    problem = preprocessor_problem("sobel", field="controls[1].preprocessor")
+    assert "'sobel'" in problem.message and "canny" in problem.hint and problem.field == "controls[1].preprocessor"
     assert preprocessor_problem("canny") is None
 
 
@@ -142,7 +143,7 @@ def test_detector_without_weights_says_how_to_get_them(monkeypatch, tmp_path):
     with pytest.raises(DependencyError, match=r"ControlNetHED\.pth are missing"):
         run_preprocessor("hed", [_scene()], PreprocessOptions(annotators_dir=str(tmp_path)))
     problem = preprocessor_problem("openpose", str(tmp_path))
-    assert "body_pose_model.pth" in problem and "lllyasviel/Annotators" in problem
+    assert "body_pose_model.pth" in problem.message and "lllyasviel/Annotators" in problem.hint
     assert ("controlnet_aux" in sys.modules) == imported_before  # refused before any import
 
 

@@ -137,7 +137,7 @@ def test_report_options_are_validated(tmp_path):
 
 @pytest.fixture(scope="module")
 def cache():
-    from t2vz_backend.models.loading import ModelCache
+    from t2vz_backend.models.cache import ModelCache
 
     return ModelCache()
 

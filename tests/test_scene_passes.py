@@ -12,8 +12,15 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.bpy
 Image = pytest.importorskip("PIL.Image")
 
-from blender_addon.scene_passes import SceneError, pass_render, render_depth_maps, render_object_masks  # noqa: E402
-from blender_addon.scene_passes.compositor import has_node_group_compositor  # noqa: E402
+from blender_addon.core import compat  # noqa: E402
+from blender_addon.scene_passes import (  # noqa: E402
+    SceneError,
+    compositor,
+    pass_render,
+    render_depth_maps,
+    render_object_masks,
+    render_vector_pass,
+)
 
 PLANE_PX, CUBE_PX, EMPTY_PX = (16, 8), (16, 24), (2, 16)  # (row, column) in the 32 x 32 frame
 CUBE_Y = {1: -4.0, 2: 0.0, 3: 4.0}  # the cube's front face is 5.5, 9.5, 13.5 from the camera; the plane is at 10
@@ -117,16 +124,44 @@ def user_state(scene):
         "engine": render.engine, "view": scene.view_settings.view_transform, "look": scene.view_settings.look,
         "format": render.image_settings.file_format, "range": (scene.frame_start, scene.frame_end),
         "frame": scene.frame_current, "samples": scene.cycles.samples, "filepath": render.filepath,
-        "passes": (layer.use_pass_z, layer.use_pass_mist, layer.use_pass_object_index),
+        "passes": (layer.use_pass_z, layer.use_pass_mist, layer.use_pass_object_index, layer.use_pass_vector),
+        "extension": render.use_file_extension, "compositing": render.use_compositing,
+        "depth": render.image_settings.color_depth,
         "sequencer": render.use_sequencer, "blur": render.use_motion_blur, "index": scene.objects["Cube"].pass_index,
         "groups": sorted(g.name for g in bpy.data.node_groups),
     }
-    if has_node_group_compositor(scene):
+    api = compat.compositor_api(scene)
+    if api == compat.EFFECTS:
+        state["effects"] = [(e.name, e.node_group, e.enable_for_render, e.is_active) for e in scene.compositor_effects]
+    elif api == compat.NODE_GROUP:
         state["compositor"] = scene.compositing_node_group
     else:
         state["use_nodes"] = scene.use_nodes
         state["nodes"] = sorted((n.name, n.mute) for n in scene.node_tree.nodes) if scene.node_tree else None
     return state
+
+
+def add_user_file_output(scene, folder):
+    """A user's compositor that writes every render into ``folder``, in the spelling of this Blender."""
+    api = compat.compositor_api(scene)
+    if api == compat.NODE_TREE:  # 4.x: the scene's own tree, switched off (our render switches it on)
+        scene.use_nodes = True
+        tree = scene.node_tree
+        layers = tree.nodes["Render Layers"]
+    else:
+        tree = bpy.data.node_groups.new("user compositor", "CompositorNodeTree")
+        if api == compat.EFFECTS:
+            scene.compositor_effects.new("user effect").node_group = tree
+            scene.compositor_effects.new("user grade")  # a second effect: which one is active must come back
+            scene.compositor_effects.active = scene.compositor_effects[0]
+        else:
+            scene.compositing_node_group = tree
+        layers = tree.nodes.new("CompositorNodeRLayers")
+    node, inputs = compositor.add_exr_output(tree, ["user"])
+    compositor.set_output_directory(node, str(folder))
+    tree.links.new(layers.outputs["Image"], inputs["user"])
+    if api == compat.NODE_TREE:
+        scene.use_nodes = False
 
 
 def customise(scene, tmp_path):
@@ -146,12 +181,7 @@ def customise(scene, tmp_path):
 def test_user_settings_are_restored(scene, tmp_path, monkeypatch, fail):
     customise(scene, tmp_path)
     user_output = tmp_path / "user_file_output"
-    if not has_node_group_compositor(scene):  # 4.x: the user's compositor must not run, and must come back as it was
-        scene.use_nodes = True
-        node = scene.node_tree.nodes.new("CompositorNodeOutputFile")
-        node.base_path = str(user_output) + os.sep
-        scene.node_tree.links.new(scene.node_tree.nodes["Render Layers"].outputs["Image"], node.inputs[0])
-        scene.use_nodes = False
+    add_user_file_output(scene, user_output)  # it must not run, and must come back as it was
     before = user_state(scene)
     if fail:
         calls = []
@@ -169,6 +199,7 @@ def test_user_settings_are_restored(scene, tmp_path, monkeypatch, fail):
     else:
         render_depth_maps(scene, 1, 2, str(tmp_path / "d"))
         render_object_masks(scene, [scene.objects["Cube"]], 1, 1, str(tmp_path / "m"))
+        render_vector_pass(scene, 1, 2, str(tmp_path / "v"))  # before 4.5 the render itself, not the compositor
     assert user_state(scene) == before
     assert not user_output.exists()
     assert not any(p.name.startswith("user_render_") for p in tmp_path.iterdir())

@@ -1,4 +1,4 @@
-"""T and T' as noise levels on the scheduler's grid (method.md §3.3-§3.4)."""
+"""T and T' as noise levels on the scheduler's grid (docs/method.md §2.2-§2.5)."""
 
 from __future__ import annotations
 

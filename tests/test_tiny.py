@@ -54,7 +54,6 @@ def test_it_says_it_is_a_random_smoke_test_model(paths: tiny.TinyPaths) -> None:
         readme = handle.read()
     assert "SMOKE-TEST MODEL WITH RANDOM WEIGHTS" in readme and "NOISE" in readme
     assert "smoke-test" in tiny.LABEL and "random" in tiny.LABEL and "noise" in tiny.LABEL
-    assert tiny.label == tiny.LABEL
     assert "SMOKE-TEST" in tiny.__doc__
 
 

@@ -44,8 +44,7 @@ def main(argv: list[str]) -> int:
         if result != {"FINISHED"}:
             print(f"t2vz demo: generate returned {result}", file=sys.stderr)
             return 1
-        sed = bpy.context.scene.sequence_editor
-        strips = list(getattr(sed, "strips", None) or sed.sequences)
+        strips = list(sys.modules["t2vz.core.compat"].iter_all_strips(bpy.context.scene))
         bpy.ops.wm.save_as_mainfile(filepath=str(out / "demo.blend"))
         for strip in strips:
             print(f"t2vz demo: strip {strip.name!r} on channel {strip.channel}, {len(strip.elements)} frames "
@@ -53,7 +52,7 @@ def main(argv: list[str]) -> int:
         print(f"t2vz demo: saved {out / 'demo.blend'} (the tiny model is a random smoke-test model: it draws noise)")
         return 0
     finally:
-        session = sys.modules.get("t2vz.session")
+        session = sys.modules.get("t2vz.core.session")
         if session is not None:
             session.stop()
         addon_utils.disable("t2vz", default_set=True)

@@ -5,6 +5,14 @@
 - ``bpy.types.Sequence`` (4.2/4.3) became ``bpy.types.Strip`` (4.4+): never name either at import time; strip types
   are compared through ``strip.type`` strings instead.
 - ``UILayout.progress`` exists from 4.0 on; older layouts get a plain label.
+- 5.3 deprecated (for removal in 6.0) the strip timing names: ``frame_final_start``/``frame_final_duration`` are
+  ``left_handle``/``duration``, ``frame_start``/``animation_offset_start`` are ``content_start``/``content_trim_start``.
+  The new name is always looked up first, so no deprecated attribute is touched where the new one exists.
+- The compositor: ``scene.node_tree`` + ``use_nodes`` (4.x), ``scene.compositing_node_group`` (5.0), a list of
+  ``scene.compositor_effects`` each with its own node group (5.3, where the 5.0 name is a deprecated view of the
+  active effect). ``compositor_api`` names which one a scene has; ``scene_passes/compositor.py`` drives it.
+- Before 4.5 the compositor holds vectors as three components, so the Vector pass's W is lost on its way to a
+  File Output node (``compositor_keeps_vector_w``); ``scene_passes/vectors.py`` then writes the render itself.
 
 Every function takes duck-typed objects, so the tests drive them with fakes that have only one spelling.
 """
@@ -68,8 +76,44 @@ def find_strip(scene: Any, name: str) -> Any:
 
 def strip_range(strip: Any) -> tuple[int, int]:
     """The visible frames of ``strip`` as a half-open range ``[start, end)`` on the timeline."""
-    start = int(round(strip.frame_final_start))
-    return start, start + int(round(strip.frame_final_duration))
+    if hasattr(strip, "left_handle"):  # 5.3+
+        start, length = strip.left_handle, strip.duration
+    else:
+        start, length = strip.frame_final_start, strip.frame_final_duration
+    start = int(round(start))
+    return start, start + int(round(length))
+
+
+def source_frame_zero(strip: Any) -> int:
+    """The timeline frame where the strip's source frame 0 (element 0, a movie's first frame) sits, before any of
+    it is trimmed away: the content start minus the trimmed frames."""
+    if hasattr(strip, "content_start"):  # 5.3+
+        start, trimmed = strip.content_start, strip.content_trim_start
+    else:
+        start, trimmed = strip.frame_start, strip.animation_offset_start
+    return int(round(start)) - int(trimmed)
+
+
+EFFECTS, NODE_GROUP, NODE_TREE = "effects", "node_group", "node_tree"
+# The compositor carries the Vector pass with all four components from 4.5 on (checked: 4.5.15, 5.3.0); 4.2's keeps
+# three, so W (the motion to the next frame, y) never reaches a File Output node. 4.3 and 4.4 are not checked and
+# take the safe path.
+COMPOSITOR_VECTOR_4D = (4, 5, 0)
+
+
+def compositor_keeps_vector_w(version: tuple[int, ...]) -> bool:
+    """True where a compositor File Output node can write the Vector pass's W (``bpy.app.version``)."""
+    return tuple(version) >= COMPOSITOR_VECTOR_4D
+
+
+def compositor_api(scene: Any) -> str:
+    """How ``scene``'s compositor is spelled: ``EFFECTS`` (5.3+: ``compositor_effects``), ``NODE_GROUP`` (5.0:
+    ``compositing_node_group``) or ``NODE_TREE`` (4.x: ``node_tree`` and ``use_nodes``)."""
+    if hasattr(scene, "compositor_effects"):
+        return EFFECTS
+    if hasattr(scene, "compositing_node_group"):
+        return NODE_GROUP
+    return NODE_TREE
 
 
 def occupied_ranges(scene: Any, ignore: Any = None) -> list[tuple[int, int, int]]:

@@ -4,8 +4,12 @@
   swapped: the user's nodes are muted while we render (a muted File Output node writes nothing, so the user's own
   outputs are not overwritten), our nodes are added next to them, and afterwards our nodes are removed and the
   mute flags and ``use_nodes`` restored.
-- 5.x: the compositor is a node group assigned to ``scene.compositing_node_group``: we assign a fresh group and put
+- 5.0: the compositor is a node group assigned to ``scene.compositing_node_group``: we assign a fresh group and put
   the user's group (or None) back afterwards, then delete ours.
+- 5.3: the compositor is a list of effects (``scene.compositor_effects``), each with a node group; the 5.0 name is a
+  deprecated view of the active one. We append an effect with a fresh group, switch the user's effects off for
+  rendering while we render (their File Output nodes write nothing), then remove ours and restore their flags and
+  which one was active.
 
 The File Output node changed too: 4.x ``base_path`` + ``file_slots`` (files ``<slot><frame>.exr``), 5.x ``directory``
 + ``file_name`` + ``file_output_items`` (files ``<file_name><item>.exr``, no frame number for stills). Callers give
@@ -22,6 +26,7 @@ from contextlib import contextmanager
 import bpy
 import numpy as np
 
+from ..core import compat
 from .errors import SceneError
 
 # Render Layers output names per pass: 4.x name first, then the 5.x name.
@@ -29,18 +34,19 @@ DEPTH_SOCKETS = ("Depth",)
 MIST_SOCKETS = ("Mist",)
 INDEX_SOCKETS = ("IndexOB", "Object Index")
 VECTOR_SOCKETS = ("Vector",)
-
-
-def has_node_group_compositor(scene: bpy.types.Scene) -> bool:
-    """True on Blender 5.0+, where the compositor is ``scene.compositing_node_group``."""
-    return hasattr(scene, "compositing_node_group")
+TREE_NAME = ".t2vz_scene_passes"  # our node group and (5.3) our effect
 
 
 @contextmanager
 def temporary_compositor(scene: bpy.types.Scene) -> Iterator[bpy.types.NodeTree]:
     """A compositor tree that only our nodes drive during the block; the user's compositor is as before afterwards."""
-    if has_node_group_compositor(scene):
-        tree = bpy.data.node_groups.new(".t2vz_scene_passes", "CompositorNodeTree")
+    api = compat.compositor_api(scene)
+    if api == compat.EFFECTS:
+        with _effect_compositor(scene) as tree:
+            yield tree
+        return
+    if api == compat.NODE_GROUP:
+        tree = bpy.data.node_groups.new(TREE_NAME, "CompositorNodeTree")
         previous = scene.compositing_node_group
         try:
             scene.compositing_node_group = tree
@@ -66,6 +72,32 @@ def temporary_compositor(scene: bpy.types.Scene) -> Iterator[bpy.types.NodeTree]
             if node is not None:
                 node.mute = mute
         scene.use_nodes = use_nodes
+
+
+@contextmanager
+def _effect_compositor(scene: bpy.types.Scene) -> Iterator[bpy.types.NodeTree]:
+    """5.3+: our group as an extra effect, the only one enabled for rendering during the block.
+
+    Effects are found again by position on every use (ours is appended last) rather than held across changes to
+    the list, which may move them in memory.
+    """
+    effects = scene.compositor_effects
+    enabled = [effect.enable_for_render for effect in effects]
+    active = next((i for i, effect in enumerate(effects) if effect.is_active), None)
+    tree = bpy.data.node_groups.new(TREE_NAME, "CompositorNodeTree")
+    try:
+        effects.new(TREE_NAME).node_group = tree
+        for effect in list(effects)[:len(enabled)]:
+            effect.enable_for_render = False
+        yield tree
+    finally:
+        if len(effects) > len(enabled):
+            effects.remove(effects[len(enabled)])
+        for effect, flag in zip(effects, enabled):
+            effect.enable_for_render = flag
+        if active is not None:
+            effects.active = effects[active]
+        bpy.data.node_groups.remove(tree)
 
 
 def add_render_layers(tree: bpy.types.NodeTree, scene: bpy.types.Scene,

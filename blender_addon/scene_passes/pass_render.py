@@ -51,10 +51,11 @@ def render_exr_passes(scene: bpy.types.Scene, frame_start: int, frame_end: int, 
     return frames
 
 
-def _render(scene: bpy.types.Scene) -> None:
-    """Render the current frame of ``scene`` (files come from the File Output node, nothing else is written)."""
+def _render(scene: bpy.types.Scene, write_still: bool = False) -> None:
+    """Render the current frame of ``scene``: files come from the File Output node, nothing else is written, unless
+    ``write_still`` saves the render itself to ``render.frame_path()``."""
     try:
-        result = bpy.ops.render.render(write_still=False, scene=scene.name)
+        result = bpy.ops.render.render(write_still=write_still, scene=scene.name)
     except RuntimeError as exc:  # the operator reports render errors ("No camera found", ...) as exceptions
         raise SceneError(f"Blender could not render scene '{scene.name}': {exc}",
                          "check that the scene renders with F12 in Cycles") from exc

@@ -1,18 +1,19 @@
 """A minimal PNG writer (numpy + zlib): 8- or 16-bit grey and 8-bit RGB, with no colour management in the way.
 
 Blender's own image writers apply the scene's view transform and display space to what they save; control maps are
-data, so they are written byte for byte here. The file appears atomically (temporary file + ``os.replace``), so a
-reader never sees half a frame. Grey 16-bit PNGs read as uint16 in OpenCV and PIL; the backend scales them to 0..1.
+data, so they are written byte for byte here. The file appears atomically through the backend's one write path
+(``t2vz_backend/media/atomic.py``), so a reader never sees half a frame and a failed write is an ``OutputError``.
+Grey 16-bit PNGs read as uint16 in OpenCV and PIL; the backend scales them to 0..1.
 """
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
+
+from ..backend.t2vz_backend.media.atomic import write_bytes
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -40,14 +41,4 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def write_png(path: str, image: np.ndarray) -> str:
     """Write ``image`` (see ``encode_png``) to ``path`` atomically; returns ``path``."""
-    data = encode_png(image)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".t2vz_", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return path
+    return write_bytes(path, encode_png(image))

@@ -15,15 +15,14 @@ only, body keypoints only (no hands or face).
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Iterable
 
 import bpy
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
+from ..backend.t2vz_backend.media.atomic import write_json
 from .bone_map import (
     KEYPOINT_NAMES,
     TAG_END,
@@ -169,15 +168,6 @@ def export_pose_keypoints(scene: bpy.types.Scene, frame_start: int, frame_end: i
 
 
 def _write_json(path: str, data: dict) -> str:
-    """Write ``data`` to ``path`` atomically (temporary file + ``os.replace``), creating the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".t2vz_", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, separators=(",", ":"))
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return path
+    """Write ``data`` to ``path`` atomically through the backend's one write path, creating the folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return write_json(path, data, indent=None)

@@ -71,7 +71,7 @@ def check_readable(strip: Any) -> None:
 def image_files(strip: Any, first: int, last: int) -> list[str]:
     """The element files shown at timeline frames ``first..last`` (inclusive), checked to exist."""
     directory = bpy.path.abspath(strip.directory)
-    offset = int(round(strip.frame_start)) - int(getattr(strip, "animation_offset_start", 0))
+    offset = compat.source_frame_zero(strip)
     files, missing = [], []
     for frame in range(first, last + 1):
         index = frame - offset
@@ -144,7 +144,7 @@ def collect(strips: list[Any], frame_range: tuple[int, int] | None) -> StripSour
         if not os.path.isfile(path):
             raise T2VZAddonError(f"the movie of strip {movie.name!r} is missing ({path})",
                                  "find the file (File > External Data) or select another strip")
-        start = first - int(round(movie.frame_start)) + int(getattr(movie, "animation_offset_start", 0))
+        start = first - compat.source_frame_zero(movie)
         movie_input = SourceInput(path=path, start=start, frames=last - first + 1)
     size = next(iter(known.values()), None)
     return StripSource(first, last - first + 1, max(s.channel for s in strips), size, tuple(s.name for s in ordered),

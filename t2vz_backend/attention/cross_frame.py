@@ -1,11 +1,11 @@
-"""Cross-frame attention (Text2Video-Zero, Sect. 3.2 of the paper; method.md §5, §6.3, §12.1).
+"""Cross-frame attention (Text2Video-Zero, Sect. 3.2 of the paper; docs/method.md §4, §5).
 
 Every self-attention layer (``attn1``) of the UNet and of each ControlNet lets each frame's queries attend to the
 keys/values of the **anchor frame of its own guidance branch** (frame 0). Text cross-attention (``attn2``) computes
 what it always did, with its keys/values projected once per job (attention/text.py). The batch layout is never
 guessed from the batch size: the caller says how many branches there are.
 
-The loop is step-major (§6.3). At each denoising step the first call runs in ``record`` mode: its batch holds the
+The loop is step-major (docs/method.md §5). At each step the first call runs in ``record`` mode: its batch holds the
 anchor as the first frame of every branch, optionally followed by more frames. Keys/values are projected from the
 anchor rows only, every row attends to them (for the anchor itself that is ordinary self-attention), and they are
 left in a cache. Any further chunks of frames run in ``replay`` mode against that cache. Nothing of the anchor is
@@ -39,7 +39,6 @@ class CrossFrameState:
 
     branches: int = 2
     mode: str = OFF
-    query_chunk: int = 0  # >0: attend this many query tokens at a time (bounds memory on MPS); same result
     scope: str = ""  # which model call is running: one ControlNet may serve two controls with different maps
     cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     text: TextBatch | None = None  # the text of the model call in progress (set by the noise predictor)
@@ -87,7 +86,7 @@ class CrossFrameAttnProcessor:
         if state.mode == OFF or state.per_frame:  # outside the loop, or a baseline: per-row self-attention
             key = split_heads(attn.to_k(hidden_states), heads)
             value = split_heads(attn.to_v(hidden_states), heads)
-            out = sdpa(split_heads(query, heads), key, value, attn.scale, state.query_chunk)
+            out = sdpa(split_heads(query, heads), key, value, attn.scale)
             out = out.transpose(1, 2).reshape(rows, tokens, -1)
         else:
             branches = state.branches
@@ -104,7 +103,7 @@ class CrossFrameAttnProcessor:
             # Fold every frame of a branch into one long query sequence: softmax is per query row, so attending
             # (f*N) queries to the anchor's N keys is exactly f separate per-frame attentions, in one SDPA call.
             q = query.view(branches, per_branch * tokens, heads, -1).transpose(1, 2)
-            out = sdpa(q, key, value, attn.scale, state.query_chunk)
+            out = sdpa(q, key, value, attn.scale)
             out = out.transpose(1, 2).reshape(rows, tokens, -1)
         out = attn.to_out[0](out.to(query.dtype))
         return attn.to_out[1](out)
@@ -165,7 +164,7 @@ def verify_installed(models: dict[str, torch.nn.Module]) -> None:
     """Raise if something (attention slicing, xformers, ``set_default_attn_processor``) replaced our processors.
 
     Those switches call ``set_attn_processor`` and would silently turn cross-frame attention off, which shows up
-    only as flicker (diffusers issue #2898). Memory options belong inside our processor (``query_chunk``).
+    only as flicker (diffusers issue #2898). Memory options would belong inside our processor.
     Called every step, so it reads the ``attn1`` modules' processors directly from a list made once per model.
     """
     for prefix, model in models.items():

@@ -20,15 +20,9 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(rows, tokens, heads, -1).transpose(1, 2)
 
 
-def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, query_chunk: int = 0) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` with the module's own scale, optionally ``query_chunk`` queries at a time.
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with the module's own scale.
 
-    SDPA's default 1/sqrt(d) equals Stable Diffusion's scale, but that is not guaranteed for every model. Chunking
-    the queries bounds the memory of kernels that materialise scores (MPS) and gives the same result: softmax is
-    per query row.
+    SDPA's default 1/sqrt(d) equals Stable Diffusion's scale, but that is not guaranteed for every model.
     """
-    if query_chunk <= 0 or q.shape[2] <= query_chunk:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
-    parts = [F.scaled_dot_product_attention(q[:, :, i:i + query_chunk], k, v, scale=scale)
-             for i in range(0, q.shape[2], query_chunk)]
-    return torch.cat(parts, dim=2)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)

@@ -1,4 +1,4 @@
-"""Text cross-attention (``attn2``) with keys/values projected once per job (method.md §12.1).
+"""Text cross-attention (``attn2``) with keys/values projected once per job (docs/method.md §4.5).
 
 The text keys/values of a layer depend only on the layer and the prompt embeddings, and a job has a handful of
 distinct prompts, so projecting them from a (G·f, 77, dim) batch at every step and for every frame (what the stock
@@ -65,7 +65,7 @@ class TextAttnProcessor:
 
     def __init__(self, name: str, state, original) -> None:
         self.name = name
-        self.state = state  # CrossFrameState: .text (the current TextBatch), .text_cache, .scope, .query_chunk
+        self.state = state  # CrossFrameState: .text (the current TextBatch), .text_cache, .scope
         self.original = original
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
@@ -96,7 +96,7 @@ class TextAttnProcessor:
     def _attend(self, q: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
         """(G, n, h, d) queries against (G, h, 77, d) K/V → (G, n, h·d)."""
         g, n = q.shape[:2]
-        out = sdpa(q.transpose(1, 2), key, value, scale, self.state.query_chunk)
+        out = sdpa(q.transpose(1, 2), key, value, scale)
         return out.transpose(1, 2).reshape(g, n, -1)
 
 

@@ -2,7 +2,7 @@
 
 Why one near/far per shot, never per-frame min-max: per-frame normalisation re-maps the grey levels every time the
 nearest or farthest visible point changes, so static geometry "breathes" as objects move and the ControlNet video
-flickers (dream-textures and the original Text2Video-Zero depth mode both do this; docs/blender.md section 4).
+flickers (dream-textures and the original Text2Video-Zero depth mode both do this; docs/blender.md §4).
 A frame whose own depth range is narrow therefore stays low-contrast instead of being stretched to 0..1. When a shot
 is rendered in pieces, compute ``depth_range`` over the whole shot once and pass near/far to every piece.
 

@@ -47,16 +47,17 @@ def load_control_maps(request: ControlVideoRequest) -> ControlMaps:
                 field=f"controls[{i}].path",
                 hint="give every control the same number of frames, or set frames to at most the shortest",
             )
-    size = (request.width, request.height) if request.width else _auto_size(request.controls[0], request.long_side)
+    size = (request.width, request.height) if request.width else auto_size(request.controls[0], request.long_side)
     maps = []
     for spec in request.controls:
         options = PreprocessOptions(start=spec.start_frame, count=frames, fps=spec.fps or None, size=size,
-                                    canny_low=spec.low_threshold, canny_high=spec.high_threshold)
+                                    canny_low=spec.low_threshold, canny_high=spec.high_threshold,
+                                    annotators_dir=request.annotators_dir or None)
         maps.append(run_preprocessor(preprocessor_for(spec), spec.path, options))
     return ControlMaps(maps, frames, size)
 
 
-def _auto_size(spec: ControlSpec, long_side: int) -> tuple[int, int]:
+def auto_size(spec: ControlSpec, long_side: int) -> tuple[int, int]:
     """The first control's own size, long side scaled to ``long_side`` (0 = native), multiples of 8."""
     if Path(spec.path).suffix.lower() == ".json":
         poses = keypoints_from_json(spec.path)

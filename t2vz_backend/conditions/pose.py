@@ -2,7 +2,7 @@
 
 No model and no GPU: the Blender add-on projects armature bones to pixel keypoints and exports them as JSON; this
 module draws them the way ``controlnet_aux`` (``open_pose/util.py::draw_bodypose``, current version) does, which is
-what the pose ControlNets were trained on (docs/blender.md section 5):
+what the pose ControlNets were trained on (docs/blender.md §5):
 
 - black background at the output size;
 - limbs first, in ``LIMBS`` order, limb *i* in colour *i* of ``COLORS``: a filled ellipse centred on the segment

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DependencyError, InputError, InvalidRequestError
+from ..errors import DependencyError, InputError, InvalidRequestError, Problem
 from ..media.reader import check_frame_range, count_frames, read_frames, resize_frames, to_rgb8
+from ..validation import PREPROCESSORS as PREPROCESSOR_NAMES
 from .depth import (
     DEFAULT_BACKGROUND,
     count_depth_frames,
@@ -57,7 +58,7 @@ AUX_DETECTORS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 AUX_HINT = ("pip install controlnet-aux into the backend environment, download the hub repository "
             "lllyasviel/Annotators to a folder (e.g. `hf download lllyasviel/Annotators --local-dir DIR`) "
-            "and pass that folder as annotators_dir")
+            "and give that folder as annotators_dir (CLI: --annotators-dir)")
 
 
 @dataclass(frozen=True)
@@ -177,16 +178,19 @@ def _aux_installed() -> bool:
     return importlib.util.find_spec("controlnet_aux") is not None
 
 
-def aux_problem(name: str, annotators_dir: str | None) -> tuple[str, str] | None:
-    """(message, hint) when controlnet_aux detector ``name`` cannot run here, else None. Imports nothing."""
+def aux_problem(name: str, annotators_dir: str | None, field: str = "preprocessor") -> Problem | None:
+    """Why controlnet_aux detector ``name`` cannot run here, or None. Imports nothing."""
     if not _aux_installed():
-        return f"preprocessor {name!r} needs the controlnet_aux package, which is not installed", AUX_HINT
+        return Problem(field, f"preprocessor {name!r} needs the controlnet_aux package, which is not installed",
+                       AUX_HINT)
     files = AUX_DETECTORS[name][1]
     if not annotators_dir:
-        return f"preprocessor {name!r} needs its weights ({', '.join(files)}) and no annotators_dir is set", AUX_HINT
+        return Problem(field, f"preprocessor {name!r} needs its weights ({', '.join(files)}) and no annotators_dir "
+                              "is set", AUX_HINT)
     missing = [f for f in files if not (Path(annotators_dir) / f).is_file()]
     if missing:
-        return f"preprocessor {name!r}: weights {', '.join(missing)} are missing from {annotators_dir}", AUX_HINT
+        return Problem(field, f"preprocessor {name!r}: weights {', '.join(missing)} are missing from "
+                              f"{annotators_dir}", AUX_HINT)
     return None
 
 
@@ -194,7 +198,7 @@ def _aux_detector(name: str) -> Preprocessor:
     def run(source: Source, options: PreprocessOptions) -> list[np.ndarray]:
         problem = aux_problem(name, options.annotators_dir)
         if problem is not None:
-            raise DependencyError(problem[0], hint=problem[1], field="preprocessor")
+            raise problem.to_error(DependencyError)
         import controlnet_aux  # heavy (torch, torchvision): only here, and only once the weights are known present
 
         detector = getattr(controlnet_aux, AUX_DETECTORS[name][0]).from_pretrained(options.annotators_dir)
@@ -211,14 +215,11 @@ def _aux_detector(name: str) -> Preprocessor:
     return run
 
 
-PREPROCESSORS: dict[str, Preprocessor] = {
-    "none": passthrough,
-    "raw": passthrough,
-    "canny": canny,
-    "depth": depth,
-    "pose": pose,
-    **{name: _aux_detector(name) for name in AUX_DETECTORS},
-}
+_BUILT_IN: dict[str, Preprocessor] = {"none": passthrough, "raw": passthrough, "canny": canny, "depth": depth,
+                                      "pose": pose}
+# validation.PREPROCESSORS is the one list of names: every name there is implemented here (or by controlnet_aux).
+PREPROCESSORS: dict[str, Preprocessor] = {name: _BUILT_IN.get(name) or _aux_detector(name)
+                                          for name in PREPROCESSOR_NAMES}
 
 
 def available_preprocessors() -> list[str]:
@@ -226,12 +227,11 @@ def available_preprocessors() -> list[str]:
     return list(PREPROCESSORS)
 
 
-def preprocessor_problem(name: str, annotators_dir: str | None = None) -> str | None:
-    """Pure check for panels and request validation: why ``name`` cannot run here ("message (hint)"), or None."""
+def preprocessor_problem(name: str, annotators_dir: str | None = None, field: str = "preprocessor") -> Problem | None:
+    """Pure check for panels and request preflight: why ``name`` cannot run here, or None."""
     if name not in PREPROCESSORS:
-        return f"unknown preprocessor {name!r} (use one of {', '.join(PREPROCESSORS)})"
-    problem = aux_problem(name, annotators_dir) if name in AUX_DETECTORS else None
-    return None if problem is None else f"{problem[0]} ({problem[1]})"
+        return Problem(field, f"unknown preprocessor {name!r}", f"use one of {', '.join(PREPROCESSORS)}")
+    return aux_problem(name, annotators_dir, field) if name in AUX_DETECTORS else None
 
 
 def count_source_frames(source: Source, *, fps: float | None = None, source_fps: float | None = None) -> int:
@@ -250,6 +250,5 @@ def count_source_frames(source: Source, *, fps: float | None = None, source_fps:
 def run_preprocessor(name: str, source: Source, options: PreprocessOptions | None = None) -> list[np.ndarray]:
     """Run preprocessor ``name`` on ``source`` (a path, a list of frames, or pose keypoints) -> uint8 RGB maps."""
     if name not in PREPROCESSORS:
-        raise InvalidRequestError(f"unknown preprocessor {name!r}", hint=f"use one of {', '.join(PREPROCESSORS)}",
-                                  field="preprocessor")
+        raise preprocessor_problem(name).to_error()  # type: ignore[union-attr]
     return PREPROCESSORS[name](source, options or PreprocessOptions())

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DependencyError, InputError, InvalidRequestError
+from ..validation import MAX_FRAMES, MAX_SOURCE_FRAME
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr"})
 PathLike = str | os.PathLike
@@ -156,8 +157,11 @@ def resample_indices(n_source: int, source_fps: float, fps: float) -> list[int]:
     """Source index nearest to each output time ``j / fps``, for every output frame inside the source's duration."""
     if source_fps <= 0 or fps <= 0:
         raise InvalidRequestError(f"frame rates must be positive, got source {source_fps} and output {fps}",
-                                  hint="use a positive fps", field="fps")
+                                  hint="use a positive fps")
     n_out = max(1, math.ceil(n_source * fps / source_fps - 1e-9))
+    if n_out > MAX_SOURCE_FRAME + MAX_FRAMES:  # a broken header (a rate near 0) must not build a list of billions
+        raise InputError(f"resampling {n_source} frames at {source_fps:g} fps to {fps:g} fps would make {n_out} frames",
+                         hint="check the source's frame rate, or resample to a lower fps")
     return [min(n_source - 1, math.floor(j * source_fps / fps + 0.5)) for j in range(n_out)]
 
 
@@ -222,9 +226,9 @@ def count_frames(path: PathLike, *, fps: float | None = None, source_fps: float 
 def check_frame_range(path: PathLike, start: int, count: int | None, total: int, fps: float | None = None) -> int:
     """Validate output frames ``start .. start+count-1`` against a source of ``total`` frames; returns the count."""
     if start < 0:
-        raise InvalidRequestError(f"start frame {start} is negative", hint="use a start frame >= 0", field="start")
+        raise InvalidRequestError(f"start frame {start} is negative", hint="use a start frame >= 0")
     if count is not None and count < 1:
-        raise InvalidRequestError(f"frame count {count} must be at least 1", hint="use count >= 1", field="count")
+        raise InvalidRequestError(f"frame count {count} must be at least 1", hint="use count >= 1")
     at = f" at {fps:g} fps" if fps else ""
     end = total if count is None else start + count
     if start >= total or end > total:

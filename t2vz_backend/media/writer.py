@@ -1,22 +1,17 @@
-"""Write generated frames (PNG sequences) and previews (MP4 / GIF), and validate output folders.
+"""Write generated frames (PNG sequences) and previews (MP4 / GIF).
 
 Frame files are named from the GLOBAL frame index, ``frame_000042.png``: a render of frames 40..49 writes the same
 names as the full run would, so a partial re-render replaces exactly its own frames. Names are zero-padded to
 ``digits`` (at least 6 by default, more when the last index needs it), so file order is frame order.
 
-Every file is written to a hidden temporary file in the same folder and then moved over the final name with
-``os.replace``, which is atomic on one file system: a reader (Blender's sequencer, a cancelled job's cleanup) never
-sees a half-written frame.
-
-Output folders: ``check_output_dir`` is a pure check (nothing is created) that a panel or ``check_request`` can call
-before any work; ``prepare_output_dir`` runs the same check, creates the folder and proves it writable with a probe
-file. ``overwrite=True`` only allows a non-empty folder: nothing is deleted, frames with the same names are replaced.
+Every file goes through the one atomic write path (media/atomic.py): a reader (Blender's sequencer, a cancelled
+job's cleanup) never sees a half-written frame, and a failed write is an ``OutputError`` with a hint. Which folder
+a job may write to is decided by service/outputs.py.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -24,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OutputError
+from .atomic import atomic_write
 
 PathLike = str | os.PathLike
 FRAME_PREFIX = "frame_"
 MOVIE_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-_IGNORED_ENTRIES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})  # OS litter does not make a folder "used"
 
 
 def frame_name(index: int, digits: int = 6) -> str:
@@ -44,21 +39,6 @@ def to_uint8(frame) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating):
         return np.floor(np.clip(np.nan_to_num(array), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     raise TypeError(f"frames must be uint8 or float arrays, got {array.dtype}")
-
-
-def _atomic_write(final: Path, write) -> None:
-    """Call ``write(temp_path)`` on a temporary file next to ``final``, then move it into place."""
-    temp = None
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{final.stem}_", suffix=f".tmp{final.suffix}", dir=final.parent)
-        os.close(fd)
-        write(temp)
-        os.replace(temp, final)
-    except OSError as exc:
-        raise OutputError(f"cannot write {final}: {exc}", hint="check free disk space and folder permissions") from exc
-    finally:
-        if temp is not None and os.path.exists(temp):
-            os.remove(temp)
 
 
 class FrameWriter:
@@ -91,57 +71,9 @@ class FrameWriter:
                              f"{self.first_index + self.total_frames - 1}")
         path = Path(self.path_for(index))
         image = Image.fromarray(to_uint8(frame))
-        _atomic_write(path, lambda temp: image.save(temp, format="PNG"))
+        atomic_write(path, lambda temp: image.save(temp, format="PNG"))
         self.written.append(str(path))
         return str(path)
-
-
-def _output_dir_problem(path: Path, overwrite: bool) -> tuple[str, str] | None:
-    """(message, hint) of what is wrong with ``path`` as an output folder, or None; creates nothing."""
-    if path.exists() and not path.is_dir():
-        return f"output path {path} is a file, not a folder", "choose a folder"
-    if path.is_dir():
-        try:
-            entries = [name for name in os.listdir(path) if name not in _IGNORED_ENTRIES]
-        except OSError as exc:
-            return f"cannot list output folder {path}: {exc}", "choose a folder you can read and write"
-        if entries and not overwrite:
-            return (f"output folder {path} is not empty ({len(entries)} entries)",
-                    "--overwrite or choose an empty folder")
-        existing = path
-    else:
-        existing = path.parent
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            return f"cannot create output folder {path}: {existing} is a file", "choose a location inside a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"output folder {path} is not writable ({existing} denies writing)", "choose a folder you can write to"
-    return None
-
-
-def check_output_dir(path: PathLike, overwrite: bool) -> str | None:
-    """Pure validation: the problem with ``path`` as an output folder as one message, or None. Creates nothing."""
-    problem = _output_dir_problem(Path(path), overwrite)
-    return None if problem is None else f"{problem[0]} ({problem[1]})"
-
-
-def prepare_output_dir(path: PathLike, *, overwrite: bool) -> str:
-    """Validate, create and probe the output folder; returns its absolute path. Raises ``OutputError``."""
-    folder = Path(path).absolute()
-    problem = _output_dir_problem(folder, overwrite)
-    if problem is not None:
-        raise OutputError(problem[0], hint=problem[1], field="output_dir")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # os.access cannot see read-only mounts, ACLs or root on some file systems; a real file can.
-        fd, probe = tempfile.mkstemp(prefix=".t2vz_probe_", dir=folder)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise OutputError(f"output folder {folder} is not writable: {exc}", hint="choose a folder you can write to",
-                          field="output_dir") from exc
-    return str(folder)
 
 
 def _load_frames(frames: Sequence) -> list[np.ndarray]:
@@ -177,9 +109,9 @@ def write_preview(frames: Sequence, path: PathLike, fps: float) -> str:
     if not arrays:
         raise OutputError(f"no frames to write to preview {path}", hint="generate frames first", field="preview")
     if suffix == ".gif":
-        _atomic_write(path, lambda temp: _write_gif(arrays, temp, fps))
+        atomic_write(path, lambda temp: _write_gif(arrays, temp, fps))
     else:
-        _atomic_write(path, lambda temp: _write_movie(arrays, temp, MOVIE_FORMATS[suffix], fps))
+        atomic_write(path, lambda temp: _write_movie(arrays, temp, MOVIE_FORMATS[suffix], fps))
     return str(path)
 
 

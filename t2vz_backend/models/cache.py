@@ -1,4 +1,4 @@
-"""Keep loaded models between jobs: the worker owns one :class:`ModelCache` (re-exported by ``loading``).
+"""Keep loaded models between jobs: the worker owns one :class:`ModelCache`.
 
 Loading SD 1.5 takes seconds to minutes; a worker that serves several jobs reuses the models as long as the job
 asks for the same thing. The key of a base model is (ref, kind, device, dtype, loras, config), with device and
@@ -62,12 +62,12 @@ class ModelCache:
     def controlnet(self, ref: str, *, base: BaseModel, offline: bool = False, allow_pickle: bool = False,
                    config: str | None = None) -> Any:
         """The cached ControlNet ``ref`` for ``base`` (on its device and dtype), loading it on a miss."""
-        from .loading import _load_controlnet
+        from .loading import load_controlnet_entry
 
         key = (_norm(ref), base, _norm(config))
         entry = self._controlnets.get(key)
         if entry is None:
-            entry = _load_controlnet(ref, base=base, offline=offline, allow_pickle=allow_pickle, config=config)
+            entry = load_controlnet_entry(ref, base=base, offline=offline, allow_pickle=allow_pickle, config=config)
             self._controlnets[key] = entry
         elif entry[1] and not allow_pickle:
             raise mf.pickle_error(ref, "ControlNet", "controls")

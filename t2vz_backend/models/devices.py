@@ -15,12 +15,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidRequestError
+from ..validation import DTYPES
 
 if TYPE_CHECKING:
     import torch
-
-_DTYPE_NAMES = {"float16": "float16", "fp16": "float16", "half": "float16", "bfloat16": "bfloat16",
-                "bf16": "bfloat16", "float32": "float32", "fp32": "float32", "float": "float32"}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -76,18 +74,15 @@ def resolve_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
     name = (dtype or "auto").strip().lower()
     if name == "auto":
         return torch.float32 if device.type == "cpu" else torch.float16
-    canonical = _DTYPE_NAMES.get(name)
-    if canonical is None:
-        raise InvalidRequestError(
-            f"unknown dtype {dtype!r}", field="dtype", hint="use auto, float16, bfloat16 or float32"
-        )
-    if canonical == "bfloat16" and not _bf16_supported(device):
+    if name not in DTYPES:
+        raise InvalidRequestError(f"unknown dtype {dtype!r}", field="dtype", hint=f"use one of {', '.join(DTYPES)}")
+    if name == "bfloat16" and not _bf16_supported(device):
         raise InvalidRequestError(
             f"bfloat16 is not supported on {device}",
             field="dtype",
             hint="use float16 (or auto); bfloat16 needs an Ampere or newer NVIDIA GPU, a recent Mac, or the CPU",
         )
-    return getattr(torch, canonical)
+    return getattr(torch, name)
 
 
 @dataclass(frozen=True)

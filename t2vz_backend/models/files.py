@@ -200,18 +200,40 @@ def check_pipeline_folder(folder: str, *, kind: str, allow_pickle: bool, require
 
 
 def read_safetensors_header(path: str, field_name: str = "model") -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape, from the file's JSON header only (no weights are read)."""
+    """Tensor name -> shape, from the file's JSON header only (no weights are read).
+
+    Also proves the file whole: its size must be exactly what the header's offsets promise, so a truncated or
+    padded download is refused here, naming the file, instead of failing inside the loader.
+    """
     try:
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             (length,) = struct.unpack("<Q", handle.read(8))
-            if length > 200_000_000:
-                raise ValueError("header too large")
+            if length > min(200_000_000, size - 8):
+                raise ValueError(f"its header claims {length} bytes, the file has {size}")
             header = json.loads(handle.read(length))
         header.pop("__metadata__", None)
+        end = max((int(entry["data_offsets"][1]) for entry in header.values()), default=0)
+        if 8 + length + end != size:
+            raise ValueError(f"its header describes {8 + length + end} bytes, the file has {size}")
         return {name: tuple(entry["shape"]) for name, entry in header.items()}
-    except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-        raise ModelLoadError(f"{path!r} is not a valid .safetensors file ({exc})", field=field_name,
-                             hint="the file may be truncated: download it again") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error) as exc:
+        raise damaged_error(path, exc, field_name) from None
+
+
+def damaged_error(path: str, reason: object, field_name: str = "model") -> ModelLoadError:
+    """The error for a weights file that exists but cannot be read: the truth, and never a pickle suggestion."""
+    return ModelLoadError(f"weights file {path} is damaged: {reason}", field=field_name,
+                          hint="the file is truncated or corrupt (an interrupted download or copy?): download it again")
+
+
+def check_weights(folder: str, names: list[str], variant: str | None, field_name: str = "model") -> None:
+    """Prove whole every .safetensors file of ``names`` (in ``folder``) that a load with ``variant`` reads."""
+    for name in names:
+        parts = name.split(".")
+        if name.endswith(SAFE_SUFFIX) and (re.sub(r"-\d+-of-\d+$", "", parts[-2]) == variant if variant
+                                           else len(parts) == 2):
+            read_safetensors_header(os.path.join(folder, name), field_name)
 
 
 def inspect_checkpoint(path: str, *, kind: str, field_name: str = "model") -> int:
@@ -270,7 +292,9 @@ def _require(path: str, folder: str, field_name: str) -> None:
 def _component_weights(sub: str, folder: str, allow_pickle: bool, field_name: str) -> tuple[str | None, bool]:
     safe, pickled = weight_files(sub)
     if safe:
-        return weights_variant(safe), False
+        variant = weights_variant(safe)
+        check_weights(sub, safe, variant, field_name)
+        return variant, False
     if pickled:
         if not allow_pickle:
             raise pickle_error(sub, "model component", field_name)

@@ -26,12 +26,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError
+
 from ..errors import InvalidRequestError, ModelLoadError
 from ..model_refs import DEFAULT_CONTROLNETS
 from ..protocol import LoraSpec
 from ..sampling.schedulers import make_scheduler
 from . import files as mf
-from .cache import ModelCache
 from .sources import (
     check_controlnet_fits,
     controlnet_config_from_unet,
@@ -40,14 +41,15 @@ from .sources import (
     lora_source,
     single_file_configs,
 )
-from .tiny import LABEL, ensure_tiny_models, is_tiny_ref
+from .tiny import ensure_tiny_models, is_tiny_ref
 
 if TYPE_CHECKING:
     import torch
 
 KINDS = ("sd", "pix2pix")
 _LORA_HINT = "use a LoRA trained for the base model's family (SD 1.5 LoRAs for SD 1.5 models)"
-__all__ = ["BaseModel", "ModelCache", "default_controlnet_ref", "load_base_model", "load_controlnet"]
+_LOAD_ERRORS = (OSError, ValueError, SafetensorError)  # what diffusers/transformers/safetensors raise for bad files
+__all__ = ["BaseModel", "default_controlnet_ref", "load_base_model", "load_controlnet", "load_controlnet_entry"]
 
 
 @dataclass(eq=False)
@@ -67,24 +69,8 @@ class BaseModel:
     uses_pickle: bool = False  # some weights came from a pickle file (allowed by the caller)
 
     @property
-    def family(self) -> str:
-        """"sd1" (768-dim cross-attention), "sd2" (1024), or "tiny"/"sd-like" for other sizes."""
-        dim = self.unet.config.cross_attention_dim
-        return {768: "sd1", 1024: "sd2"}.get(dim, "tiny" if self.is_tiny else "sd-like")
-
-    @property
     def is_tiny(self) -> bool:
         return is_tiny_ref(self.ref)
-
-    @property
-    def label(self) -> str:
-        """What to print for this model (the tiny model says that it is a random smoke-test model)."""
-        return LABEL if self.is_tiny else self.ref
-
-    @property
-    def prediction_type(self) -> str:
-        """"epsilon" for SD 1.x and SD 2.x base, "v_prediction" for SD 2.x 768-pixel models."""
-        return str(self.scheduler_config.get("prediction_type", "epsilon"))
 
     def make_scheduler(self, name: str) -> Any:
         """A fresh scheduler ``name`` (:mod:`t2vz_backend.sampling.schedulers`) from this model's scheduler config."""
@@ -144,12 +130,13 @@ def load_controlnet(ref: str, *, base: BaseModel, offline: bool = False, allow_p
     ``controlnet/``) or a single checkpoint (original ``control_model.*`` layout or diffusers keys). A single file's
     config is derived from the base UNet and the file's conditioning-embedding shapes unless ``config`` names one.
     """
-    return _load_controlnet(ref, base=base, offline=offline, allow_pickle=allow_pickle, config=config)[0]
+    return load_controlnet_entry(ref, base=base, offline=offline, allow_pickle=allow_pickle, config=config)[0]
 
 
-def _load_controlnet(ref: str, *, base: BaseModel, offline: bool, allow_pickle: bool,
-                     config: str | None) -> tuple[Any, bool]:
-    """(ControlNet, whether its weights came from a pickle file); see :func:`load_controlnet`."""
+def load_controlnet_entry(ref: str, *, base: BaseModel, offline: bool = False, allow_pickle: bool = False,
+                          config: str | None = None) -> tuple[Any, bool]:
+    """(ControlNet, whether its weights came from a pickle file): what ``ModelCache`` keeps, so that a pickled
+    model is never handed to a caller who did not allow pickle. See :func:`load_controlnet`."""
     from diffusers import ControlNetModel
 
     offline = offline or mf.env_offline()
@@ -173,7 +160,7 @@ def _load_controlnet(ref: str, *, base: BaseModel, offline: bool, allow_pickle: 
             model = ControlNetModel.from_pretrained(
                 folder if local_only else found.value, subfolder=subfolder, torch_dtype=base.dtype, variant=variant,
                 use_safetensors=None if allow_pickle else True, local_files_only=local_only)
-        except (OSError, ValueError) as exc:
+        except _LOAD_ERRORS as exc:
             raise _load_error(where, exc, allow_pickle, "controls") from exc
     check_controlnet_fits(dict(model.config), dict(base.unet.config), base.ref, where)
     _to_device(model, base.device, base.dtype)
@@ -231,7 +218,7 @@ def _pretrained(source: str, configs: str, info: mf.FolderInfo, local_only: bool
         text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", dtype=torch_dtype,
                                                      variant=info.variants.get("text_encoder"), **common)
         tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local_only)
-    except (OSError, ValueError) as exc:
+    except _LOAD_ERRORS as exc:
         raise _load_error(f"model {source!r}", exc, allow_pickle, "model") from exc
     scheduler_config = mf.read_json(os.path.join(configs, "scheduler", "scheduler_config.json"), "scheduler config")
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
@@ -250,9 +237,10 @@ def _single_file(path: str, kind: str, config: str | None, offline: bool, allow_
     try:  # configs are local now and the checkpoint is a local file: nothing is downloaded
         pipe = cls.from_single_file(path, config=configs, local_files_only=True, torch_dtype=torch_dtype,
                                     safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelLoadError(f"cannot load checkpoint {path!r} with the configs of {configs!r}: {exc}",
-                             field="model", hint="check that config describes this checkpoint's architecture") from exc
+    except (*_LOAD_ERRORS, KeyError, RuntimeError) as exc:
+        raise _damaged_or(exc, path, "model", ModelLoadError(
+            f"cannot load checkpoint {path!r} with the configs of {configs!r}: {exc}", field="model",
+            hint="check that model_config describes this checkpoint's architecture")) from exc
     parts = {"unet": pipe.unet, "vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer,
              "scheduler_config": dict(pipe.scheduler.config)}
     return parts, path, pickled
@@ -268,12 +256,12 @@ def _controlnet_single_file(path: str, base: BaseModel, allow_pickle: bool, conf
     pickled = mf.check_file_type(path, allow_pickle, "ControlNet", "controls")
     with tempfile.TemporaryDirectory(prefix="t2vz-controlnet-config-") as scratch:
         if config:  # a ControlNet folder or hub id whose config.json describes the file
-            found = mf.classify(config, what="config", field_name="config")
+            found = mf.classify(config, what="config", field_name="controls")
             if found.kind == "file":
-                raise ModelLoadError(f"config {config!r} is a file", field="config",
+                raise ModelLoadError(f"config {config!r} is a file", field="controls",
                                      hint="give a ControlNet folder (config.json) or a hub id")
             folder = {"tiny": ensure_tiny_models().controlnet, "folder": found.value}.get(found.kind) or hub_snapshot(
-                found.value, offline=offline, what="config", field_name="config", patterns=["config.json"])
+                found.value, offline=offline, what="config", field_name="controls", patterns=["config.json"])
         else:  # an original ControlNet mirrors its UNet: derive the config from the base model and the file
             channels, conditioning = ((16, 32, 96, 256), 3) if pickled else mf.controlnet_conditioning(
                 mf.read_safetensors_header(path, "controls"), path)
@@ -285,9 +273,10 @@ def _controlnet_single_file(path: str, base: BaseModel, allow_pickle: bool, conf
         try:
             model = ControlNetModel.from_single_file(path, config=folder, local_files_only=True,
                                                      torch_dtype=base.dtype)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"cannot load ControlNet checkpoint {path!r}: {exc}", field="controls",
-                                 hint="check that it is a ControlNet for the base model's family") from exc
+        except (*_LOAD_ERRORS, KeyError, RuntimeError) as exc:
+            raise _damaged_or(exc, path, "controls", ModelLoadError(
+                f"cannot load ControlNet checkpoint {path!r}: {exc}", field="controls",
+                hint="check that it is a ControlNet for the base model's family")) from exc
     return model, pickled
 
 
@@ -307,9 +296,10 @@ def _fuse_loras(parts: dict[str, Any], loras: tuple[LoraSpec, ...], *, offline: 
         try:
             pipe.load_lora_weights(source, weight_name=weight_name, adapter_name=name, local_files_only=offline,
                                    use_safetensors=not pickled)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"LoRA {spec.path!r} cannot be applied to this model: {exc}", field=field_name,
-                                 hint=_LORA_HINT) from exc
+        except (*_LOAD_ERRORS, KeyError, RuntimeError) as exc:
+            error = ModelLoadError(f"LoRA {spec.path!r} cannot be applied to this model: {exc}", field=field_name,
+                                   hint=_LORA_HINT)
+            raise _damaged_or(exc, spec.path, field_name, error) from exc
         if not any(name in adapters for adapters in pipe.get_list_adapters().values()):
             raise ModelLoadError(f"LoRA {spec.path!r} matched no layer of the model", field=field_name,
                                  hint=_LORA_HINT)
@@ -322,11 +312,22 @@ def _fuse_loras(parts: dict[str, Any], loras: tuple[LoraSpec, ...], *, offline: 
 
 
 def _load_error(where: str, exc: Exception, allow_pickle: bool, field_name: str) -> ModelLoadError:
-    if not allow_pickle and "safetensors" in str(exc).lower():
-        return ModelLoadError(f"{where} has no .safetensors weights: {exc}", field=field_name,
-                              hint=mf.PICKLE_HINT)
+    """The truth about a failed load: a missing .safetensors file (only pickle ones on the hub) is the one case for
+    the pickle hint; anything else (a damaged file included) is a file to download again."""
+    text = str(exc)
+    missing = "safetensors" in text and ("no file named" in text or "does not appear to have a file named" in text)
+    if missing and not allow_pickle and not isinstance(exc, SafetensorError):
+        return ModelLoadError(f"{where} has no .safetensors weights: {exc}", field=field_name, hint=mf.PICKLE_HINT)
+    if isinstance(exc, SafetensorError):
+        return mf.damaged_error(where, exc, field_name)
     return ModelLoadError(f"cannot load {where}: {exc}", field=field_name,
-                          hint="check the model files (download again), or turn offline mode off to fetch them")
+                          hint="the model files may be damaged or incomplete (an interrupted download?): download "
+                               "them again, or turn offline mode off to fetch them")
+
+
+def _damaged_or(exc: Exception, path: str, field_name: str, error: ModelLoadError) -> ModelLoadError:
+    """``error``, unless safetensors found ``path`` damaged: then say so (and never suggest pickle)."""
+    return mf.damaged_error(path, exc, field_name) if isinstance(exc, SafetensorError) else error
 
 
 def _to_device(module: Any, device: torch.device, dtype: torch.dtype) -> None:

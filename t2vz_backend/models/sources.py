@@ -83,7 +83,9 @@ def controlnet_configs_folder(folder: str, allow_pickle: bool, *,
         return subfolder, config, None, False
     safe, pickled = mf.weight_files(os.path.dirname(config_path))
     if safe:
-        return subfolder, config, mf.weights_variant(safe), False
+        variant = mf.weights_variant(safe)
+        mf.check_weights(os.path.dirname(config_path), safe, variant, "controls")
+        return subfolder, config, variant, False
     if pickled and allow_pickle:
         return subfolder, config, mf.weights_variant(pickled), True
     if pickled:
@@ -107,6 +109,8 @@ def lora_source(path: str, *, offline: bool, allow_pickle: bool, field_name: str
         if suffix not in mf.PICKLE_SUFFIXES and suffix != mf.SAFE_SUFFIX:
             raise ModelLoadError(f"LoRA file {found.value!r} is not a .safetensors file", field=field_name,
                                  hint="give the LoRA's .safetensors file")
+        if suffix == mf.SAFE_SUFFIX:
+            mf.read_safetensors_header(found.value, field_name)  # a damaged file is named here, not in the loader
         return os.path.dirname(found.value), os.path.basename(found.value), suffix in mf.PICKLE_SUFFIXES
     folder = found.value if found.kind == "folder" else hub_snapshot(found.value, offline=True, what="LoRA",
                                                                      field_name=field_name)
@@ -120,6 +124,8 @@ def lora_source(path: str, *, offline: bool, allow_pickle: bool, field_name: str
             raise ModelLoadError(f"LoRA folder {folder!r} holds several weight files ({', '.join(candidates)})",
                                  field=field_name, hint="give the path of the LoRA file itself")
         name = _LORA_PREFERRED if _LORA_PREFERRED in candidates else candidates[0]
+        if not is_pickle:
+            mf.read_safetensors_header(os.path.join(folder, name), field_name)
         return folder, name, is_pickle
     raise ModelLoadError(f"LoRA folder {folder!r} has no weights file", field=field_name,
                          hint="give the LoRA's .safetensors file")
@@ -133,22 +139,22 @@ def single_file_configs(path: str, config: str | None, *, kind: str, cross_atten
     cache (offline) or its configs are downloaded (online). Offline with nothing cached fails fast.
     """
     if config:
-        found = mf.classify(config, what="config", field_name="config")
+        found = mf.classify(config, what="config", field_name="model_config")
         if found.kind == "file":
-            raise ModelLoadError(f"config {config!r} is a file", field="config",
+            raise ModelLoadError(f"config {config!r} is a file", field="model_config",
                                  hint="give a diffusers folder (model_index.json, unet/, vae/, ...) or a hub id")
         if found.kind == "tiny":
             folder = ensure_tiny_models().pix2pix if kind == "pix2pix" else ensure_tiny_models().sd
         elif found.kind == "folder":
             folder = found.value
         else:
-            folder = hub_snapshot(found.value, offline=offline, what="config", field_name="config",
+            folder = hub_snapshot(found.value, offline=offline, what="config", field_name="model_config",
                                   patterns=mf.CONFIG_PATTERNS)
     else:
         family = "pix2pix" if kind == "pix2pix" else "sd2" if cross_attention_dim == 1024 else "sd1"
         repo = SINGLE_FILE_CONFIGS[family]
         try:
-            folder = hub_snapshot(repo, offline=offline, what="config", field_name="config",
+            folder = hub_snapshot(repo, offline=offline, what="config", field_name="model_config",
                                   patterns=mf.CONFIG_PATTERNS)
         except ModelLoadError as exc:
             if not offline:
@@ -156,14 +162,16 @@ def single_file_configs(path: str, config: str | None, *, kind: str, cross_atten
             name = {"pix2pix": "Instruct-Pix2Pix", "sd2": "SD 2.x", "sd1": "SD 1.5"}[family]
             raise ModelLoadError(
                 f"offline, and the diffusers configs for single-file checkpoint {path!r} ({repo}) are not cached",
-                field="config", hint=f"set config to a local diffusers {name} folder (model_index.json, unet/, "
-                "vae/, text_encoder/, tokenizer/, scheduler/), or run once online so that the configs are cached",
+                field="model_config", hint=f"set model_config (CLI: --model-config) to a local diffusers {name} folder "
+                "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), or run once online so that "
+                "the configs are cached",
             ) from exc
-    info = mf.check_pipeline_folder(folder, kind=kind, allow_pickle=True, require_weights=False, field_name="config")
+    info = mf.check_pipeline_folder(folder, kind=kind, allow_pickle=True, require_weights=False,
+                                    field_name="model_config")
     found_dim = info.unet_config.get("cross_attention_dim")
     if cross_attention_dim is not None and found_dim != cross_attention_dim:
         raise ModelLoadError(f"config {folder!r} describes a UNet with cross-attention dim {found_dim}, but "
-                             f"{path!r} has {cross_attention_dim}", field="config",
+                             f"{path!r} has {cross_attention_dim}", field="model_config",
                              hint="use the configs of the checkpoint's own family (SD 1.x: 768, SD 2.x: 1024)")
     return folder
 

@@ -30,7 +30,6 @@ from typing import Any
 from .tiny_vocab import MERGES, vocabulary, write_vocab
 
 LABEL = "tiny (built-in smoke-test model with random weights: it draws noise, not pictures)"
-label = LABEL  # the same text, under the name some callers print
 
 VERSION = "tiny-v1"  # bump when any config or the seed changes, so old caches are not reused
 SEED = 0

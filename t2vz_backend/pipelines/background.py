@@ -1,4 +1,4 @@
-"""Background smoothing (paper Sect. 3.3 "background smoothing"; method.md §7), with masks from the caller.
+"""Background smoothing (paper Sect. 3.3 "background smoothing"; docs/method.md §3.5), with masks from the caller.
 
 The reference detects the foreground with a salient-object model after a first full generation (and crashes: the
 detector is never defined). Here the foreground masks come with the job (Blender renders object masks), so the

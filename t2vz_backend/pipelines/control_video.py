@@ -1,4 +1,4 @@
-"""ControlNet-guided video (Text2Video-Zero Sect. 4.2; method.md §8), as numbered steps.
+"""ControlNet-guided video (Text2Video-Zero Sect. 4.2; docs/method.md §7), as numbered steps.
 
 Consistency comes from one shared initial noise for every frame (x_T¹ = … = x_Tᶠ) and cross-frame attention in the
 UNet *and* every ControlNet; the control maps alone make frames differ. Motion dynamics are off by default and can
@@ -27,7 +27,7 @@ from ..sampling.guidance import guidance_embedding, text_branches
 from ..sampling.prompts import PromptTable
 from ..sampling.sampler import ControlInput, NoisePredictor, denoise
 from ..sampling.seeding import anchor_generator, frame_generator
-from ..validation import check_frame_range, check_request, frame_range
+from ..validation import check_render_range, check_request, frame_range
 from .baseline import independent_stills
 from .dynamics import guided_schedule, motion_latents
 from .motion import plan_motion
@@ -51,7 +51,7 @@ def control_video(request: ControlVideoRequest, model, controlnets: Sequence, ct
                                     controlnets)
     maps = load_control_maps(request)
     count = maps.frames
-    check_frame_range(request, count)
+    check_render_range(request, count)
     first, last = frame_range(request, count)
     wanted = list(range(first, last + 1))
     frames = [0] + [k for k in wanted if k != 0]

@@ -1,4 +1,4 @@
-"""Latents at T for every frame from motion dynamics (paper Alg. 1, lines 1-6; method.md §3.2-§3.4).
+"""Latents at T for every frame from motion dynamics (paper Alg. 1, lines 1-6; docs/method.md §2.3-§2.5).
 
 The anchor is denoised alone from its initial noise down to T (kept: x¹_T) and on to T′ (over the grid, or in one
 DDIM step when T′ lies between the steps of a coarse grid, sampling/schedule.py); x¹_T′ is warped for each other

@@ -1,7 +1,7 @@
-"""Video Instruct-Pix2Pix: edit a frame sequence with an instruction (Text2Video-Zero Sect. 4.3; method.md §9).
+"""Video Instruct-Pix2Pix: edit a frame sequence with an instruction (Text2Video-Zero Sect. 4.3; docs/method.md §8).
 
 Consistency comes from each frame's own image conditioning plus cross-frame attention to the anchor in the 3-branch
-layout G = 3: [instruction + image], [no text + image], [no text + no image] (method.md §5.3), guided as
+layout G = 3: [instruction + image], [no text + image], [no text + no image] (docs/method.md §4.2), guided as
 ε̂ = ε_∅∅ + s_T·(ε_TI − ε_∅I) + s_I·(ε_∅I − ε_∅∅). Frame 0 draws its noise (initial and per-step) from the generator
 diffusers would use for the seed, so it equals a StableDiffusionInstructPix2PixPipeline still; frame k draws from
 its own (seed, k) generator, so neither chunking nor sub-ranges change a frame — unlike the reference, whose
@@ -31,7 +31,7 @@ from ..sampling.decoding import stream_frames
 from ..sampling.prompts import PromptTable
 from ..sampling.sampler import NoisePredictor, denoise
 from ..sampling.seeding import anchor_generator, frame_generator
-from ..validation import check_frame_range, check_request, frame_range
+from ..validation import check_render_range, check_request, frame_range
 from .baseline import independent_stills
 from .dynamics import guided_schedule, motion_latents
 from .motion import plan_motion
@@ -57,7 +57,7 @@ def edit_video(request: EditVideoRequest, model, ctx: JobContext, *, state: Cros
     if request.frames and count != request.frames:
         raise InputError(f"input {request.input!r} has {count} frames, {request.frames} requested", field="frames",
                          hint="lower frames or give a longer input")
-    check_frame_range(request, count)
+    check_render_range(request, count)
     first, last = frame_range(request, count)
     wanted = list(range(first, last + 1))
     frames = [0] + [k for k in wanted if k != 0]

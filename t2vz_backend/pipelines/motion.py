@@ -1,4 +1,4 @@
-"""Motion dynamics: how the anchor latent is warped for each frame (Text2Video-Zero Sect. 3.1; method.md §4;
+"""Motion dynamics: how the anchor latent is warped for each frame (Text2Video-Zero Sect. 3.1; docs/method.md §3;
 docs/camera_motion.md).
 
 A job's motion is one of (the first the request gives):

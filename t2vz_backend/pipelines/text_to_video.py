@@ -1,4 +1,4 @@
-"""Text2Video-Zero text→video (paper Sect. 3, Alg. 1; method.md §3-§7), as numbered steps.
+"""Text2Video-Zero text→video (paper Sect. 3, Alg. 1; docs/method.md §2-§6), as numbered steps.
 
 Notation: frame 0 is the anchor (the paper's frame 1); T = ``t1``, T′ = ``t0`` (noise levels, see sampling/schedule.py);
 x¹_T, x¹_T′ the anchor latent at T and T′; W_k the warp of frame k (pipelines/motion.py: drift, camera path,

@@ -1,4 +1,4 @@
-"""Warp kernels for latents (n, C, h, w), all in latent-cell coordinates (method.md §4; docs/camera_motion.md).
+"""Warp kernels for latents (n, C, h, w), all in latent-cell coordinates (docs/method.md §3.4; docs/camera_motion.md).
 
 Coordinates: cell (u, v) covers [u, u+1) x [v, v+1), its centre is (u + 0.5, v + 0.5). Every kernel reads the
 source at a position given per output cell and leaves "holes" to the caller (cells with no source content).

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OutputError
+from ..media.atomic import write_bytes
 from .clips import REPORT_NAMES, ResultFrames, result_frames
 from .measure import ClipSettings, FlowSettings, measure
 from .report import REPORT_FORMAT, build_report, compare_reports
@@ -112,15 +112,6 @@ def document_bytes(document: dict[str, Any]) -> bytes:
 
 
 def write_file(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a hidden temporary file in the same folder (no reader sees half a file);
-    the file gets the folder's usual permissions (the umask), like the frames."""
-    temp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc}", hint="check free disk space and folder permissions") from exc
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    """Write ``data`` to ``path`` through the one atomic write path (media/atomic.py): no reader sees half a file,
+    and a failed write is an ``OutputError`` that names the file and what to do."""
+    write_bytes(path, data)

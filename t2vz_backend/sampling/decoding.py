@@ -1,4 +1,4 @@
-"""VAE decoding in micro-batches, streaming frames to the caller as they finish (method.md §12.2)."""
+"""VAE decoding in micro-batches, streaming frames to the caller as they finish (docs/method.md §9)."""
 
 from __future__ import annotations
 

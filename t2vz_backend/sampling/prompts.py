@@ -1,4 +1,4 @@
-"""Text encoding, once per job (method.md §12.2): one embedding per distinct prompt, never a per-frame list.
+"""Text encoding, once per job (docs/method.md §9): one embedding per distinct prompt, never a per-frame list.
 
 Embeddings are also kept between jobs, per text encoder (a warm worker re-encodes neither the usual empty negative
 prompt nor a prompt it has seen). Each prompt is encoded alone, batch 1, as diffusers' pipelines do: a batched

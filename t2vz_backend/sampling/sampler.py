@@ -1,4 +1,4 @@
-"""The step-major video denoising loop shared by all three modes (method.md §5.3, §6.3).
+"""The step-major video denoising loop shared by all three modes (docs/method.md §4.2, §5).
 
 At every step: (1) the first call runs in record mode: self-attention K/V come from the anchor (frame 0) rows
 and are kept; (2) the remaining frames run in chunks of ``chunk_size`` against that cache; (3) one scheduler step
@@ -50,7 +50,7 @@ class ControlInput:
 
 
 def combine_guidance(eps: torch.Tensor, branches: int, guidance: float, image_guidance: float = 0.0) -> torch.Tensor:
-    """Classifier-free guidance over the branch-major batch (method.md §5.3 table)."""
+    """Classifier-free guidance over the branch-major batch (the table of docs/method.md §4.2)."""
     if branches == 1:
         return eps
     if branches == 2:

@@ -1,4 +1,4 @@
-"""The Text2Video-Zero schedule with T and T′ as noise levels (paper Alg. 1; method.md §3).
+"""The Text2Video-Zero schedule with T and T′ as noise levels (paper Alg. 1; docs/method.md §2).
 
 Notation (paper → code): T → ``t1`` (all frames are denoised from here, default timestep 941), T′ → ``t0`` (the
 anchor latent is warped here, default 881), Δt = T − T′. Both are **training timesteps**, i.e. noise levels, not

@@ -4,7 +4,7 @@ Every scheduler is made with ``from_config(model_scheduler_config)``, so the tra
 ``scaled_linear`` betas 0.00085..0.012 over 1000 steps, ``steps_offset=1``) always comes from the model, and only
 the sampling algorithm changes. The names are those of :data:`t2vz_backend.validation.SCHEDULERS`.
 
-Two families matter to the engine, which re-noises latents between noise levels (method.md §2, §3.4):
+Two families matter to the engine, which re-noises latents between noise levels (docs/method.md §2.5, §2.6):
 
 * VP ("alpha") space: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps; ``init_noise_sigma == 1``
   (DDIM, DDPM, PNDM, DPM-Solver++, UniPC, TCD, LCM);
@@ -90,7 +90,7 @@ def is_sigma_space(scheduler: Any) -> bool:
     """True for schedulers (or scheduler names) whose latents are x0 + sigma * eps (Euler/LMS/Karras style).
 
     The engine re-noises with x_t = x_s + sqrt(sigma_t^2 - sigma_s^2) * eps for these, and with the DDPM forward
-    formula (method.md §3.4) for VP-space schedulers.
+    formula (docs/method.md §2.5) for VP-space schedulers.
     """
     if isinstance(scheduler, str):
         entry = SCHEDULER_CLASSES.get(scheduler)

@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-from ..errors import InvalidRequestError, T2VZError
+from ..errors import InvalidRequestError, JobCancelled, T2VZError
 from ..protocol import (
     PROTOCOL_VERSION,
     AnyRequest,
@@ -43,7 +43,9 @@ from ..protocol import (
 )
 from .event_stream import EventStream
 from .in_process import InProcessRunner  # re-exported: the add-on's in-process mode
-from .outputs import partial_dir, remove_partial, resolve
+from .outputs import resolve
+from .signals import exit_status
+from .staging import clear_stale
 
 STDERR_LINES = 200  # lines of worker log kept in memory for error reports
 
@@ -247,15 +249,12 @@ class WorkerClient(EventStream):
                 thread.join(timeout=2.0)  # the stderr tail is complete before it is reported
         with self._lock:
             jobs, self._jobs = self._jobs, {}
-        for job_id, (output_dir, existed) in jobs.items():
-            if output_dir:  # a killed worker could not remove its partial output; do it here
-                try:
-                    remove_partial(partial_dir(output_dir, job_id), "" if existed else resolve(output_dir))
-                except T2VZError:  # an unusable path: the worker never wrote there
-                    pass
-        if self._stopping and code in (0, -signal.SIGTERM):
-            failures = [Failed(job_id=j, kind="cancelled", message="the backend was stopped before the job ended",
-                               hint="run the job again") for j in jobs]
+        for output_dir, existed in set(jobs.values()):
+            if output_dir:  # a killed worker left its staging folders; with its pid gone they are stale
+                _clear_after_crash(output_dir, existed)
+        if self._stopping and code in (0, -signal.SIGTERM, exit_status(signal.SIGTERM)):
+            stopped = JobCancelled("the backend was stopped before the job ended", hint="run the job again")
+            failures = [Failed.from_error(stopped, j) for j in jobs]
         else:
             message = f"the backend process died ({describe_exit(code)})"
             tail = self.stderr_tail(12)
@@ -277,6 +276,17 @@ class WorkerClient(EventStream):
                 os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError, OSError):
             pass  # already gone
+
+
+def _clear_after_crash(output_dir: str, existed: bool) -> None:
+    """Remove a dead worker's stale staging folders in ``output_dir`` (and the folder, if the job made it and it is
+    empty); an unusable path is left alone (the worker never wrote there)."""
+    try:
+        clear_stale(output_dir)
+        if not existed:
+            os.rmdir(resolve(output_dir))
+    except (T2VZError, OSError):
+        pass
 
 
 def describe_exit(code: int | None) -> str:

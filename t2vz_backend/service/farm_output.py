@@ -1,8 +1,9 @@
 """The output folder of a farm job: the staged-output rules of every job, plus "unfinished" and resume.
 
 Frames arrive from many workers, in any order. They are written (by the driver, or by the workers themselves with
-shared storage) into the job's own staging folder inside ``output_dir`` (``outputs.StagedOutput``), each one
-atomically (temporary file + rename), and move into ``output_dir`` in one commit together with the sidecar.
+shared storage) into the job's own staging folder inside ``output_dir`` (``staging.StagedOutput``: private to this
+run, claiming the job's frames, refreshed while frames arrive), each one atomically (media/atomic.py), and move
+into ``output_dir`` in one commit, under the folder lock, together with the sidecar.
 
 - **Complete:** the preview and the sidecar (listing every frame) are written, everything is committed, and an
   earlier unfinished mark is removed.
@@ -24,8 +25,9 @@ from typing import Any
 from ..errors import OutputError
 from ..protocol import AnyRequest, request_from_dict
 from .farm_plan import FrameRange
-from .outputs import StagedOutput, check_output, resolve
-from .sidecar import SIDECAR_NAME, read_sidecar, write_sidecar
+from .outputs import check_output, resolve
+from .sidecar import SIDECAR_NAME, listed_frames, read_sidecar, write_sidecar
+from .staging import StagedOutput
 
 UNFINISHED_NAME = "t2vz-unfinished.json"
 # Fields that only shape the preview or where the files go: a job that differs only in these makes the same frames.
@@ -61,16 +63,9 @@ def committed_frames(output_dir: str, request: AnyRequest) -> tuple[AnyRequest |
     try:
         sidecar = read_sidecar(os.path.join(root, SIDECAR_NAME))
         done = request_from_dict(sidecar["request"])
-        names = [str(n) for n in sidecar.get("frames", [])]
     except Exception:  # noqa: BLE001 - no readable sidecar: no job of ours
         return None, {}
-    frames = {}
-    for name in names:
-        index = _frame_index(name)
-        path = os.path.join(root, os.path.basename(name))
-        if index is not None and os.path.isfile(path):
-            frames[index] = path
-    return done, frames
+    return done, listed_frames(root, sidecar)
 
 
 class FarmOutput:
@@ -104,7 +99,8 @@ class FarmOutput:
                         field="output_dir", hint="add --resume to render only its missing frames, or --overwrite "
                                                  "to render it all again") from exc
                 raise
-        staged = StagedOutput(request.output_dir, job_id)
+        staged = StagedOutput(request.output_dir, job_id, overwrite=request.overwrite,
+                              frames=(frames.first, frames.last))
         staged.open()
         return cls(staged, request, frames, job_id, done)
 
@@ -124,17 +120,21 @@ class FarmOutput:
         else:
             path = write_frame(self.folder, index, data)
         self.paths[index] = path
+        self.staged.heartbeat()
         return path
 
     def commit(self, sidecar: dict[str, Any], preview: str = "") -> dict[int, str]:
         """Write the sidecar (and ``preview``, a file name), commit; {index: final path} of every frame."""
         from ..media.writer import write_preview
 
-        if preview:
-            indices = sorted(self.paths)
-            write_preview([self.paths[i] for i in indices], self.staged.staged_path(preview), self.request.fps)
-        write_sidecar(self.staged.staged_path(SIDECAR_NAME), sidecar)
-        moved = self.staged.commit()
+        def finalize() -> list[str]:  # under the folder lock; this job's own earlier sidecar/preview may be replaced
+            if preview:
+                indices = sorted(self.paths)
+                write_preview([self.paths[i] for i in indices], self.staged.staged_path(preview), self.request.fps)
+            write_sidecar(self.staged.staged_path(SIDECAR_NAME), sidecar)
+            return [SIDECAR_NAME, preview] if self.earlier else []
+
+        moved = self.staged.commit(finalize)
         self.paths = {i: moved.get(p, p) for i, p in self.paths.items()}
         if not self.missing():
             _remove(os.path.join(self.staged.root, UNFINISHED_NAME))
@@ -174,14 +174,6 @@ def _resumable(request: AnyRequest, frames: FrameRange) -> dict[int, str]:
     return {i: p for i, p in done.items() if i in frames}
 
 
-def _frame_index(name: str) -> int | None:
-    from ..media.writer import FRAME_PREFIX
-
-    stem, ext = os.path.splitext(os.path.basename(name))
-    digits = stem[len(FRAME_PREFIX):]
-    return int(digits) if stem.startswith(FRAME_PREFIX) and ext == ".png" and digits.isdigit() else None
-
-
 def _remove(path: str) -> None:
     try:
         os.remove(path)
@@ -197,15 +189,6 @@ def frame_path(folder: str, index: int) -> str:
 
 def write_frame(folder: str, index: int, data: bytes) -> str:
     """Write the PNG bytes of frame ``index`` into ``folder`` atomically; returns the path."""
-    from pathlib import Path
+    from ..media.atomic import write_bytes
 
-    from ..media.writer import _atomic_write
-
-    path = frame_path(folder, index)
-
-    def write(temp: str) -> None:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-
-    _atomic_write(Path(path), write)
-    return path
+    return write_bytes(frame_path(folder, index), data)

@@ -41,7 +41,7 @@ class RangeRenderer:
     @property
     def cache(self) -> Any:
         if self._cache is None:
-            from ..models.loading import ModelCache
+            from ..models.cache import ModelCache
 
             self._cache = ModelCache()
         return self._cache

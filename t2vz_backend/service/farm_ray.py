@@ -23,8 +23,8 @@ from ..errors import DependencyError, FarmError
 from ..protocol import FarmSpec
 
 RAY_VERSION = "2.60.0"  # what install_deps.py --farm installs and the tests run against
-INSTALL_HINT = (f"install Ray into the backend environment: python3 install_deps.py --farm "
-                f"(or pip install ray=={RAY_VERSION})")
+INSTALL_HINT = (f"install Ray into the backend environment: `python3 install_deps.py --farm` "
+                f"(or `pip install ray=={RAY_VERSION}`)")
 _CLASSES: dict[str, Any] = {}
 _POOL: WorkerPool | None = None
 

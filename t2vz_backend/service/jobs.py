@@ -3,20 +3,21 @@
 The CLI, the worker process, the add-on's in-process mode and batch scripts all call ``run_job``, so a job behaves
 the same (same checks, same files, same events) whichever way it is started. Steps:
 
-1. check the request completely (``validation.check_request`` and the output rules of ``outputs.check_output``)
-   before any work: a bad request writes nothing;
+1. check the request completely (``validation.check_request``, the output rules of ``outputs.check_output`` and
+   the media checks of ``preflight.check_media``) before any model loads: a bad request writes nothing;
 2. load the models through the ``ModelCache`` (a warm worker skips this);
-3. stage the output: ``<output_dir>/.partial-<job id>/``;
+3. stage the output in a folder private to this run, claiming its frames (service/staging.py);
 4. run the engine with a ``JobContext``: every UNet pass becomes a ``Progress`` in the user's units (step k of the
    schedule's S, the share of the work done, an ETA from the measured rate), every frame is written as a PNG and
    announced with ``FrameWritten`` (and optionally a small ``Preview``);
    ``FrameWritten.path`` is the staged file, valid until the job ends: ``Done.frames`` has the final paths;
-5. write the optional mp4/gif preview, the consistency report when asked (``report``: report.json/.png/.html,
-   quality/, with ``Progress`` stage "report"), and the ``t2vz.json`` sidecar; move everything into ``output_dir``
-   (then a ``Report`` event);
+5. under the folder lock, write the ``t2vz.json`` sidecar (merged with the folder's own when it is the same job's:
+   frame ranges rendered separately share one), the optional mp4/gif preview of every frame of the job the folder
+   then holds, and the consistency report when asked (``report``: report.json/.png/.html of this run's frames,
+   quality/, with ``Progress`` stage "report"); move everything into ``output_dir`` (then a ``Report`` event);
 6. emit and return ``Done``.
 
-On any failure (cancel included) the partial folder is removed, ``Failed`` is emitted and the error is raised again:
+On any failure (cancel included) the staging folder is removed, ``Failed`` is emitted and the error is raised again:
 ``T2VZError`` subclasses as they are, an out-of-memory error as ``OutOfMemory`` (after freeing the model cache), and
 anything else (a bug) unchanged, with its traceback.
 """
@@ -32,7 +33,7 @@ import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import JobCancelled, OutOfMemory, T2VZError
+from ..errors import JobCancelled, OutOfMemory, OutputError, T2VZError
 from ..protocol import (
     AnyRequest,
     ControlVideoRequest,
@@ -46,16 +47,17 @@ from ..protocol import (
     TextToVideoRequest,
 )
 from ..sampling.context import JobContext
-from ..validation import check_request, frame_range
+from ..validation import check_request
 from .consistency import measure_staged, report_event, report_record
-from .outputs import StagedOutput, check_output
-from .sidecar import SIDECAR_NAME, build_sidecar, write_sidecar
+from .outputs import check_output
+from .preflight import check_media, expected_frames
+from .sidecar import SIDECAR_NAME, build_sidecar, merge_sidecar, read_sidecar, same_job, write_sidecar
+from .staging import LAST_FRAME, StagedOutput
 
 if TYPE_CHECKING:
-    from ..models.loading import ModelCache
+    from ..models.cache import ModelCache
 
 PREVIEW_SIZE = 128  # long side, in pixels, of the live thumbnails sent as Preview events
-_LAST_FRAME = 999_999  # frame names have 6 digits (media/writer.py) up to here, so the frame count need not be known
 
 
 def _never() -> bool:
@@ -73,6 +75,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         # 1. Check everything that can be checked without a model.
         check_request(request)
         check_output(request)
+        check_media(request)
         _check_cancel(should_cancel)
 
         # 2. Load (or reuse) the models.
@@ -81,9 +84,11 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         model, controlnets = _load_models(request, cache)
         _check_cancel(should_cancel)
 
-        # 3. Stage the output folder.
+        # 3. Stage the output in a folder of this run's own, claiming its frames.
         clock.enter("prepare")
-        staged = StagedOutput(request.output_dir, job_id)
+        first, count = expected_frames(request)
+        staged = StagedOutput(request.output_dir, job_id, overwrite=request.overwrite,
+                              frames=(first, first + count - 1 if count else LAST_FRAME))
         staged.open()
 
         # 4. Run the engine; it reports steps and frames through the context.
@@ -93,14 +98,9 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
         if not frames.paths:
             raise T2VZError("the engine produced no frames", hint="check the frame range and the input media")
 
-        # 5. Preview movie and sidecar, then move everything into place.
+        # 5. Sidecar and preview of what the folder will hold, then move everything into place (one lock).
         clock.enter("write")
         indices = sorted(frames.paths)
-        if request.preview:
-            from ..media.writer import write_preview
-
-            preview = staged.staged_path(f"preview.{request.preview}")
-            write_preview([frames.paths[i] for i in indices], preview, request.fps)
         names = [os.path.basename(frames.paths[i]) for i in indices]
         report = None
         if request.report:
@@ -111,8 +111,7 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
                                 device=_device_info(model, request))
         if report is not None:
             sidecar["report"] = report_record(report)
-        write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
-        moved = staged.commit()
+        moved = staged.commit(lambda: _finalize(request, staged, sidecar))
         if report is not None:
             emit(report_event(report, job_id, lambda path: moved.get(path, path)))
 
@@ -137,42 +136,46 @@ def run_job(request: AnyRequest, *, cache: ModelCache, emit: Callable[[Event], N
 def fail(emit: Callable[[Event], None], job_id: str, exc: BaseException, error: T2VZError | None) -> typing.NoReturn:
     """Emit the ``Failed`` event of ``exc`` and raise (inside an ``except`` block of ``exc``): ``error`` is what
     reports it to the user, re-raised from ``exc`` when it differs; None means a bug, re-raised with its traceback."""
-    if error is None:
-        emit(Failed(job_id=job_id, kind="internal", message=f"{type(exc).__name__}: {exc}",
-                    hint="this is a bug in t2vz; the backend log has the traceback"))
-        raise exc
-    emit(Failed(job_id=job_id, kind=error.kind, message=error.message, hint=error.hint, field=error.field))
-    if error is exc or isinstance(exc, KeyboardInterrupt):
+    emit(Failed.from_error(exc if error is None else error, job_id))
+    if error is None or error is exc or isinstance(exc, KeyboardInterrupt):
         raise exc
     raise error from exc
 
 
-def expected_frames(request: AnyRequest) -> tuple[int, int]:
-    """(first, count) of the global frames the job will write; count is 0 when only the engine can tell."""
-    total = request.frames
-    if total <= 0:
-        total = _count_source_frames(request)
-    if total <= 0:
-        first = max(request.frame_start, 0)
-        return first, (request.frame_end - first + 1 if request.frame_end >= first else 0)
-    first, last = frame_range(request, total)
-    return first, max(last - first + 1, 0)
+def _finalize(request: AnyRequest, staged: StagedOutput, sidecar: dict[str, Any]) -> list[str]:
+    """Write the sidecar (merged with the folder's, for the same job) and preview into staging; called under the
+    folder lock by ``StagedOutput.commit``. Returns the names the commit may replace without ``overwrite``."""
+    existing = _folder_sidecar(staged.root)
+    preview = f"preview.{request.preview}" if request.preview else ""
+    replaceable: list[str] = []
+    if existing is not None and same_job(existing, sidecar["request"]):  # another range of this job: one sidecar
+        sidecar = merge_sidecar(existing, sidecar, present=set(os.listdir(staged.root)))
+        # the preview shows the whole folder; a report, when asked, measures this run's frames and replaces the last
+        replaceable = [SIDECAR_NAME, preview, *sidecar.get("report", {}).get("files", ())]
+    elif existing is not None and not request.overwrite:
+        raise OutputError(f"output folder {staged.root} received another job's output while this one ran",
+                          hint="choose another folder, or set overwrite (CLI: --overwrite) to replace it",
+                          field="output_dir")
+    if preview:
+        from ..media.writer import write_preview
+
+        mine = set(os.listdir(staged.partial))
+        paths = [staged.staged_path(n) if n in mine else staged.final_path(n) for n in sidecar["frames"]]
+        write_preview(paths, staged.staged_path(preview), request.fps)
+    write_sidecar(staged.staged_path(SIDECAR_NAME), sidecar)
+    return replaceable
 
 
-def _count_source_frames(request: AnyRequest) -> int:
-    """Best-effort frame count of the input media (0 if unknown); the engine checks the media properly."""
-    from ..media.reader import count_frames
-
+def _folder_sidecar(root: str) -> dict[str, Any] | None:
+    """The output folder's sidecar, or None when it has none; an unreadable one counts as another job's."""
+    path = os.path.join(root, SIDECAR_NAME)
+    if not os.path.lexists(path):
+        return None
     try:
-        if isinstance(request, EditVideoRequest) and request.input:
-            return count_frames(request.input, fps=request.input_fps or None) - request.input_start
-        if isinstance(request, ControlVideoRequest) and request.controls:
-            counts = [count_frames(c.path, fps=c.fps or None) - c.start_frame for c in request.controls
-                      if not c.path.lower().endswith(".json")]
-            return min(counts) if counts else 0
-    except (T2VZError, OSError, ValueError):
-        return 0
-    return 0
+        data = read_sidecar(path)
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _check_cancel(should_cancel: Callable[[], bool]) -> None:
@@ -220,6 +223,7 @@ def _make_context(job_id: str, emit: Callable[[Event], None], should_cancel: Cal
     started: list[float] = []  # (time, work fraction) of the first pass: the ETA ignores warm-up before it
 
     def on_step(step: int, total: int, fraction: float) -> None:
+        frames.staged.heartbeat()
         now = time.perf_counter()
         if clock.stage == "prepare":
             clock.enter("denoise")
@@ -255,8 +259,9 @@ class _FrameSink:
 
         if self._writer is None:
             # The count is only an estimate when it comes from the media: size the writer by the name width instead.
-            self._writer = FrameWriter(self.staged.partial, total_frames=_LAST_FRAME + 1)
+            self._writer = FrameWriter(self.staged.partial, total_frames=LAST_FRAME + 1)
         self.paths[index] = path = self._writer.write(image, index)
+        self.staged.heartbeat()
         self.emit(FrameWritten(job_id=self.job_id, index=index, path=path))
         if self.previews:
             self.emit(_preview_event(self.job_id, index, image, self.preview_size))

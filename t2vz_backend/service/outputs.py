@@ -1,30 +1,37 @@
-"""Where a job's files go, and the guarantee that they go nowhere else.
+"""Where a job's files go, and the guarantee that they go nowhere else: the rules, checked before any work.
 
-Rules (checked before any work, enforced again on every write):
+Rules (enforced again on every write by service/staging.py):
 
-1. The output folder is the job's own: it must be empty unless ``overwrite`` (media/writer.py), and it may
-   not lie inside a folder the job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``,
-   ``motion_flow``, ``motion_occlusion``) unless ``overwrite`` says so. A source that is one file (a movie, an image,
-   a pose JSON, a ``.npy`` stack) only forbids writing over that file: the output may not be the file or hold it,
-   but may sit beside it (a job folder next to the movie of a .blend file). Paths are compared after ``realpath``,
-   so ``..`` and symlinks cannot dodge the check.
-2. Frames are written into ``<output_dir>/.partial-<job id>/`` and moved into ``output_dir`` only when the job is
-   complete, so a cancelled or failed job leaves nothing half-written; the user's own files are never touched
-   (``overwrite`` replaces frames with the same names, nothing else).
+1. The output folder is the job's own: it must hold no earlier output unless ``overwrite`` (``output_dir_problem``;
+   staging folders, the commit lock and OS litter do not count), and it may never be, or lie inside, a folder the
+   job reads (``EditVideoRequest.input``, ``ControlSpec.path``, ``mask_dir``, ``motion_flow``, ``motion_occlusion``),
+   whatever the flags: ``overwrite`` means "replace my earlier output", never "replace my footage". A source that is
+   one file (a movie, an image, a pose JSON, a ``.npy`` stack) only forbids writing over that file: the output may
+   not be the file or hold it, but may sit beside it (a job folder next to the movie of a .blend file). Paths are
+   compared after ``realpath``, so ``..`` and symlinks cannot dodge the check.
+2. Frames are written into a staging folder private to one run and moved into ``output_dir`` only when the job is
+   complete (service/staging.py), so a cancelled, failed or killed job leaves nothing half-written; the user's own
+   files are never touched (``overwrite`` replaces frames with the same names, nothing else).
 3. Every file name is made by the backend, checked to be a plain name, and its folder is checked (by realpath) to be
    the output folder: nothing is ever written outside ``output_dir``, whatever the request or the job id says.
+
+Standard library only: the client and the add-on use these checks.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+import secrets
+from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import OutputError, Problem
+from ..media.atomic import TEMP_PREFIX, output_error
 from ..protocol import ControlVideoRequest, EditVideoRequest, JobRequest, MotionRequest, TextToVideoRequest
 
-PARTIAL_PREFIX = ".partial-"
+STAGING_PREFIX = ".partial-"  # a run's private staging folder: .partial-<job tag>-<unique token>
+LOCK_NAME = ".t2vz.lock"  # held (briefly) while a run claims frames or commits them; removed when released
+_IGNORED_ENTRIES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})  # OS litter does not make a folder "used"
 
 
 def resolve(path: str) -> str:
@@ -63,30 +70,83 @@ def source_folders(request: JobRequest) -> list[tuple[str, str]]:
     return [(name, path) for name, path in source_paths(request) if os.path.isdir(path)]
 
 
+def is_bookkeeping(name: str) -> bool:
+    """True for entries of an output folder that are not output: staging folders, the commit lock, a file being
+    written (media/atomic.py), OS litter."""
+    return name in _IGNORED_ENTRIES or name == LOCK_NAME or name.startswith((STAGING_PREFIX, TEMP_PREFIX))
+
+
+def output_entries(folder: str) -> list[str]:
+    """The names in ``folder`` that are output (earlier frames, a sidecar, the user's own files)."""
+    return [name for name in os.listdir(folder) if not is_bookkeeping(name)]
+
+
+def output_dir_problem(path: str | os.PathLike, overwrite: bool) -> Problem | None:
+    """What is wrong with ``path`` as an output folder, or None. Pure: creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return Problem("output_dir", f"output path {path} is a file, not a folder", "choose a folder")
+    if path.is_dir():
+        try:
+            entries = output_entries(str(path))
+        except OSError as exc:
+            return Problem("output_dir", f"cannot list output folder {path}: {exc}",
+                           "choose a folder you can read and write")
+        if entries and not overwrite:
+            return Problem("output_dir", f"output folder {path} is not empty ({len(entries)} entries)",
+                           "choose an empty folder, or set overwrite (CLI: --overwrite) to replace earlier output")
+        existing = path
+    else:
+        existing = path.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            return Problem("output_dir", f"cannot create output folder {path}: {existing} is a file",
+                           "choose a location inside a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return Problem("output_dir", f"output folder {path} is not writable ({existing} denies writing)",
+                       "choose a folder you can write to")
+    return None
+
+
 def check_output(request: JobRequest) -> None:
     """Raise ``OutputError`` if the job may not write to ``request.output_dir``. Pure: creates nothing."""
-    from ..media.writer import check_output_dir  # imported here: the client (stdlib only) uses this module's helpers
-
     folder = resolve(request.output_dir)
     for name, source in source_paths(request):  # even with overwrite: a source is never written over
         if not os.path.isdir(source) and is_inside(source, folder):
             raise OutputError(f"output folder {folder} is or holds the source file {source} ({name})",
                               hint="choose an output folder that does not contain the job's sources",
                               field="output_dir")
-    problem = check_output_dir(folder, request.overwrite)
-    if problem is not None:
-        # media.writer words its problems "message (hint)", the project's convention for one-line errors.
-        message, _, hint = problem.rpartition(" (") if problem.endswith(")") else (problem, "", "")
-        raise OutputError(message, hint=hint.rstrip(")"), field="output_dir")
-    if request.overwrite:
-        return
     for name, source in source_folders(request):
-        if is_inside(folder, source):
+        if is_inside(folder, source):  # whatever the flags: overwrite never reaches the user's footage
             raise OutputError(
                 f"output folder {folder} is inside the folder of the source frames ({name}: {source})",
-                hint="choose a separate output folder, or set overwrite (--overwrite) to write there anyway",
+                hint="choose an output folder outside the source's folder; the source is never written to",
                 field="output_dir",
             )
+    problem = output_dir_problem(folder, request.overwrite)
+    if problem is not None:
+        raise problem.to_error(OutputError)
+
+
+def prepare_output_dir(path: str) -> str:
+    """Create the output folder (and its parents) and prove it writable with a probe file; its resolved path."""
+    folder = resolve(path)
+    problem = output_dir_problem(folder, overwrite=True)  # emptiness was checked before any work
+    if problem is not None:
+        raise problem.to_error(OutputError)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise output_error("create output folder", folder, exc) from exc
+    # os.access cannot see read-only mounts, ACLs or root on some file systems; a real file can.
+    probe = os.path.join(folder, f"{TEMP_PREFIX}probe-{secrets.token_hex(6)}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        os.remove(probe)
+    except OSError as exc:
+        raise output_error("write in", folder, exc) from exc
+    return folder
 
 
 def safe_job_tag(job_id: str) -> str:
@@ -95,100 +155,7 @@ def safe_job_tag(job_id: str) -> str:
     return tag or "job"
 
 
-def partial_dir(output_dir: str, job_id: str) -> str:
-    """The staging folder of job ``job_id`` inside ``output_dir``."""
-    return os.path.join(resolve(output_dir), PARTIAL_PREFIX + safe_job_tag(job_id))
-
-
-class StagedOutput:
-    """The output folder of one job: files are staged in a hidden partial folder and committed at the end."""
-
-    def __init__(self, output_dir: str, job_id: str) -> None:
-        self.root = resolve(output_dir)
-        self.partial = partial_dir(self.root, job_id)
-        self.created_root = False
-        self.committed: list[str] = []
-
-    def open(self) -> None:
-        """Create the output folder (if needed) and a fresh partial folder inside it."""
-        from ..media.writer import prepare_output_dir
-
-        self.created_root = not os.path.exists(self.root)
-        prepare_output_dir(self.root, overwrite=True)  # emptiness was checked by check_output before any work
-        if resolve(self.root) != self.root:
-            raise OutputError(f"output folder {self.root} changed while the job started", field="output_dir",
-                              hint="do not replace the output folder by a link while a job starts")
-        try:
-            os.mkdir(self.partial)
-        except FileExistsError as exc:
-            raise OutputError(f"job folder {self.partial} already exists", field="output_dir",
-                              hint="another job with the same id writes here; use a new job id or delete it") from exc
-        except OSError as exc:
-            raise OutputError(f"cannot create {self.partial}: {exc}", hint="check folder permissions",
-                              field="output_dir") from exc
-
-    def staged_path(self, name: str) -> str:
-        """Where the file ``name`` is written while the job runs."""
-        return os.path.join(self.partial, _plain_name(name))
-
-    def final_path(self, name: str) -> str:
-        """Where the file ``name`` ends up once the job is complete."""
-        path = os.path.join(self.root, _plain_name(name))
-        if resolve(os.path.dirname(path)) != self.root:
-            raise OutputError(f"refusing to write {path}: it is outside {self.root}", field="output_dir")
-        return path
-
-    def commit(self) -> dict[str, str]:
-        """Move every staged file into the output folder; returns {staged path: final path}."""
-        moved: dict[str, str] = {}
-        mode = _default_file_mode(self.partial)
-        for name in sorted(os.listdir(self.partial)):
-            staged = os.path.join(self.partial, name)
-            if not os.path.isfile(staged) or name.startswith("."):
-                continue  # the frame writer's temporary files; the partial folder is removed below
-            final = self.final_path(name)
-            if os.path.isdir(final):
-                raise OutputError(f"cannot replace folder {final} by a file", hint="move that folder away",
-                                  field="output_dir")
-            try:
-                os.chmod(staged, mode)  # staged files come from mkstemp (0600); frames are for sharing
-                os.replace(staged, final)
-            except OSError as exc:
-                raise OutputError(f"cannot move {name} into {self.root}: {exc}", field="output_dir",
-                                  hint="check free disk space and folder permissions") from exc
-            moved[staged] = final
-            self.committed.append(final)
-        shutil.rmtree(self.partial, ignore_errors=True)
-        return moved
-
-    def discard(self) -> None:
-        """Remove the partial folder (and the output folder when this job created it and it is empty)."""
-        remove_partial(self.partial, self.root if self.created_root else "")
-
-
-def remove_partial(partial: str, created_root: str = "") -> None:
-    """Delete a job's partial folder, then ``created_root`` if it is left empty. Used by jobs and by the client."""
-    if os.path.basename(partial).startswith(PARTIAL_PREFIX):  # never delete anything that is not ours
-        shutil.rmtree(partial, ignore_errors=True)
-    if created_root:
-        try:
-            os.rmdir(created_root)  # fails (and is left alone) when anything is in it
-        except OSError:
-            pass
-
-
-def _default_file_mode(folder: str) -> int:
-    """The permissions a new file gets in ``folder`` (0666 less the umask), read from a probe file (thread-safe)."""
-    probe = os.path.join(folder, ".mode-probe")
-    fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o666)
-    try:
-        return os.fstat(fd).st_mode & 0o777
-    finally:
-        os.close(fd)
-        os.remove(probe)
-
-
-def _plain_name(name: str) -> str:
+def plain_name(name: str) -> str:
     """``name`` if it is one plain file name (no folders, no ``..``), else ``OutputError``."""
     bad = (not name or name in (".", "..") or "\0" in name or os.path.basename(name) != name
            or (os.altsep is not None and os.altsep in name))

@@ -17,8 +17,11 @@ Protocol decisions:
 - **unload** is queued like a job: after the jobs before it, the cached models are dropped (``Unloaded``).
 - **ping** is answered at once, even mid-job: ``Pong`` (version, protocol, python, torch, device). A ping whose
   ``version`` is not this worker's ``PROTOCOL_VERSION`` gets ``Failed{kind: "protocol"}`` instead.
-- **Malformed lines** (invalid JSON, unknown op / job type / field, wrong types, bad values, missing files) get
-  ``Failed`` naming the field (with the line's ``id`` when it has one) and the worker reads the next line.
+- **Malformed lines** (invalid JSON, unknown op / job type / field, wrong types, bad values, missing files, numbers
+  no 64-bit integer or float holds, nesting deeper than ``protocol.MAX_DEPTH``, lines over ``MAX_LINE_CHARS``) get
+  ``Failed`` naming the field (with the line's ``id`` when it has one) and the worker reads the next line. No line
+  can make the worker exit (docs/reliability.md).
+- **SIGTERM / SIGHUP / SIGINT** cancel every job (their staging folders are removed) and exit 128 + the signal.
 - **shutdown** cancels everything, waits for the cleanup and exits 0. **End of input** lets the queued jobs finish
   and exits 0 (so ``worker < jobs.jsonl`` is a batch run), unless the parent process is gone or stdout is closed,
   which cancels everything.
@@ -28,17 +31,16 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import logging
 import os
 import platform
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ..errors import InvalidRequestError, T2VZError
+from ..errors import InvalidRequestError, JobCancelled, T2VZError
 from ..protocol import (
     PROTOCOL_VERSION,
     AnyRequest,
@@ -54,11 +56,14 @@ from ..protocol import (
     Shutdown,
     Unload,
     Unloaded,
+    command_from_dict,
     dumps,
-    loads_command,
+    parse_json,
 )
 
 log = logging.getLogger("t2vz.worker")
+MAX_LINE_CHARS = 16 * 2**20  # a command line longer than this is refused unread (jobs with 10 000 frame prompts fit)
+OVERSIZED = "\0oversized"  # what read_lines yields for such a line (no JSON line can start with a NUL)
 
 
 class Dispatcher:
@@ -83,16 +88,27 @@ class Dispatcher:
         self._thread.start()
 
     def handle_line(self, line: str) -> bool:
-        """Handle one input line; False when the worker should stop reading (``shutdown``)."""
-        line = line.strip()
-        if not line:
-            return True
+        """Handle one input line; False when the worker should stop reading (``shutdown``).
+
+        Whatever the line holds, it ends in a command or a ``Failed`` event and the worker reads on: a bad line is
+        ``invalid_request`` naming the field; an exception that is not a ``T2VZError`` is a bug, logged with its
+        traceback and reported as ``internal``, never a reason to exit.
+        """
+        data: Any = None
         try:
-            command = loads_command(line)
-        except InvalidRequestError as exc:
-            self._emit(Failed(job_id=_id_of(line), kind=exc.kind, message=exc.message, hint=exc.hint, field=exc.field))
-            return True
-        return self.handle(command)
+            if line == OVERSIZED:
+                raise InvalidRequestError(f"a command line is longer than {MAX_LINE_CHARS} characters",
+                                          hint="send smaller jobs (per-frame lists are one entry per frame)")
+            line = line.strip()
+            if not line:
+                return True
+            data = parse_json(line)
+            return self.handle(command_from_dict(data))
+        except Exception as exc:  # T2VZError: the client's mistake; anything else a bug, reported, never fatal
+            if not isinstance(exc, T2VZError):
+                log.exception("internal error while handling a command")
+            self._emit(Failed.from_error(exc, job_id=_id_of(data)))
+        return True
 
     def handle(self, command: Command) -> bool:
         """Handle one parsed command; False for ``shutdown``."""
@@ -117,18 +133,17 @@ class Dispatcher:
         job_id = job_id or f"job-{next(self._numbers)}"
         with self._lock:
             duplicate = job_id in self._active
-        if duplicate:
-            self._emit(Failed(job_id=job_id, kind="invalid_request", field="id",
-                              message=f"job id {job_id!r} is already queued or running", hint="use a new id per job"))
-            return job_id
         try:
+            if duplicate:
+                raise InvalidRequestError(f"job id {job_id!r} is already queued or running", field="id",
+                                          hint="use a new id per job")
             check_request(request)
             if farm is None:
                 check_output(request)
             elif validate_farm(farm):  # the farm's own output rules (resume) are checked when it starts
                 raise validate_farm(farm)[0].to_error()
         except T2VZError as exc:
-            self._emit(Failed(job_id=job_id, kind=exc.kind, message=exc.message, hint=exc.hint, field=exc.field))
+            self._emit(Failed.from_error(exc, job_id))
             return job_id
         flag = threading.Event()
         with self._lock:
@@ -146,8 +161,8 @@ class Dispatcher:
             for target in queued:
                 del self._active[target]
         for target in queued:
-            self._emit(Failed(job_id=target, kind="cancelled", message="the job was cancelled before it started",
-                              hint="nothing was written"))
+            self._emit(Failed.from_error(JobCancelled("the job was cancelled before it started",
+                                                      hint="nothing was written"), target))
         if job_id and not targets:
             self._emit(Log(job_id=job_id, level="warning", message=f"no queued or running job {job_id!r} to cancel"))
 
@@ -178,7 +193,7 @@ class Dispatcher:
     @property
     def cache(self) -> Any:
         if self._cache is None:
-            from ..models.loading import ModelCache  # torch is imported here, on the job thread, on first use
+            from ..models.cache import ModelCache  # torch comes with the first load, on the job thread
 
             self._cache = ModelCache()
         return self._cache
@@ -249,7 +264,12 @@ class LineWriter:
 
 
 def serve(infile: TextIO, outfile: TextIO, *, cache: Any = None, previews: bool = True) -> int:
-    """Serve commands from ``infile`` until ``shutdown`` or end of input; events go to ``outfile``. Returns 0."""
+    """Serve commands from ``infile`` until ``shutdown``, end of input or a stop signal; events go to ``outfile``.
+
+    Returns 0, or 128 + N after stop signal N (the jobs are cancelled and their staging folders removed first).
+    """
+    from .signals import StopRequested, exit_status, signal_name
+
     writer = LineWriter(outfile)
     parent = os.getppid()
 
@@ -258,25 +278,50 @@ def serve(infile: TextIO, outfile: TextIO, *, cache: Any = None, previews: bool 
 
     dispatcher = Dispatcher(writer.emit, cache=cache, previews=previews, is_orphaned=orphaned)
     dispatcher.start()
-    for line in iter(infile.readline, ""):
-        if not dispatcher.handle_line(line):
-            log.info("shutdown requested")
-            dispatcher.close(cancel=True)
-            return 0
+    try:
+        for line in read_lines(infile):
+            if not dispatcher.handle_line(line):
+                log.info("shutdown requested")
+                dispatcher.close(cancel=True)
+                return 0
+    except StopRequested as stop:
+        log.info("%s: cancelling every job", signal_name(stop.signum))
+        dispatcher.close(cancel=True)
+        return exit_status(stop.signum)
     log.info("end of input: %s", "parent gone, cancelling" if orphaned() else "finishing queued jobs")
     dispatcher.close(cancel=orphaned())
     return 0
 
 
+def read_lines(infile: TextIO, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of ``infile``; a line longer than ``limit`` is read to its end and given as ``OVERSIZED``."""
+    while line := infile.readline(limit + 1):
+        if len(line) > limit and not line.endswith("\n"):
+            while (rest := infile.readline(limit)) and not rest.endswith("\n"):
+                pass
+            line = OVERSIZED
+        yield line
+
+
 def main(previews: bool = True) -> int:
     """Entry point of ``python -m t2vz_backend worker``: claim stdout for the protocol, then serve stdin."""
+    from .signals import StopRequested, exit_status, on_stop_signals
+
     # Must be set before torch is imported; avoids fragmentation out-of-memory errors across consecutive jobs.
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     protocol_out = _claim_stdout()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s t2vz-worker %(message)s")
     log.info("worker started (pid %d, protocol %d)", os.getpid(), PROTOCOL_VERSION)
     infile = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    return serve(infile, protocol_out, previews=previews)
+
+    def stop(signum: int) -> None:
+        raise StopRequested(signum)
+
+    try:
+        with on_stop_signals(stop):
+            return serve(infile, protocol_out, previews=previews)
+    except StopRequested as again:  # a second signal while the jobs were being cancelled: stop at once
+        return exit_status(again.signum)
 
 
 def _claim_stdout() -> TextIO:
@@ -288,12 +333,8 @@ def _claim_stdout() -> TextIO:
     return os.fdopen(protocol_fd, "w", encoding="utf-8", newline="\n", buffering=1)
 
 
-def _id_of(line: str) -> str:
-    """The ``id`` of a malformed command, when it can be read, so its ``Failed`` reaches the right job."""
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return ""
+def _id_of(data: Any) -> str:
+    """The ``id`` of a parsed but refused command, so its ``Failed`` reaches the right job."""
     job_id = data.get("id") if isinstance(data, dict) else None
     return job_id if isinstance(job_id, str) else ""
 
