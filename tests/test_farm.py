@@ -33,13 +33,30 @@ def t2v(out, **changes) -> TextToVideoRequest:
 
 def test_ranges_start_on_the_batching_grid():
     grid = grid_for(t2v("o", chunk_size=4, vae_batch=2), 0)
-    assert grid == Grid(origin=1, unit=4)
+    assert grid == Grid(origin=1, unit=4, chunk=4)  # the shared layout (the default)
+    assert grid_for(t2v("o", chunk_size=4, vae_batch=2, exact_anchor=True), 0) == Grid(origin=1, unit=4)
     assert split_frames(0, 16, ranges=3, grid=grid) == [R(0, 4), R(5, 12), R(13, 16)]
     assert split_frames(0, 4, ranges=5, grid=Grid(1, 2)) == [R(0, 0), R(1, 2), R(3, 4)]  # never more than cells
     assert split_frames(0, 20, range_frames=5, grid=Grid(1, 2)) == [R(0, 4), R(5, 10), R(11, 16), R(17, 20)]
     # A sub-range job starts its grid at its own first frame, as its single run batches from there.
-    assert grid_for(t2v("o", chunk_size=4, vae_batch=2), 5) == Grid(origin=5, unit=4)
+    assert grid_for(t2v("o", chunk_size=4, vae_batch=2), 5) == Grid(origin=5, unit=4, chunk=4)
     assert split_frames(5, 20, ranges=2, grid=Grid(5, 4)) == [R(5, 12), R(13, 20)]
+
+
+def test_no_range_starts_in_a_short_final_chunk_of_the_shared_layout():
+    # Shared layout, chunk 4: the single run's calls hold frames 0-3, 4-7, 8-... A range starting at 9 holds the
+    # anchor and the final chunk's frames; when that chunk has fewer than 3 frames the anchor would run in a
+    # smaller call than in the single run, so those frames join the range before.
+    for frames, tail_is_a_range in ((10, False), (11, False), (12, True), (13, True)):
+        request = t2v("o", frames=frames, chunk_size=4, vae_batch=1)
+        grid = grid_for(request, 0, frames - 1)
+        starts = [r.first for r in split_frames(0, frames - 1, range_frames=4, grid=grid)]
+        assert (9 in starts) == tail_is_a_range, (frames, starts)
+        assert (grid.cell_start(frames - 1) == 9) == tail_is_a_range  # a retry resumes there too
+    # unknown end, or the exact layout: every grid point is a start
+    assert 9 in [r.first for r in split_frames(0, 9, range_frames=4, grid=grid_for(t2v("o", chunk_size=4), 0))]
+    exact = grid_for(t2v("o", chunk_size=4, exact_anchor=True), 0, 9)
+    assert 9 in [r.first for r in split_frames(0, 9, range_frames=4, grid=exact)]
 
 
 def test_every_split_covers_each_frame_once():
@@ -250,3 +267,36 @@ def test_headless_farm_progress_prints_a_line_per_frame():
     assert lines[0] == "farm: 2 worker(s), 1 GPU each"
     assert lines[1].startswith("frame 2 done (1/3 frames") and lines[2].startswith("frame 0 done (2/3 frames")
     assert lines[3] == "warning: w1 lost during frames 1-2"
+
+
+def test_planned_ranges_give_the_single_runs_final_latents_bit_for_bit(tiny_sd, monkeypatch):
+    # The shared layout with a short final chunk (6 frames, chunk 4: calls 0-3 and 4-5): the planner keeps frames 4-5
+    # with the range before, so every range's anchor runs in a call of the single run's shape. Compared on the final
+    # latents, which show a rounding difference that an 8-bit PNG may hide.
+    import torch
+
+    from t2vz_backend.pipelines import text_to_video as module
+    from t2vz_backend.sampling.context import JobContext
+
+    final: dict[int, torch.Tensor] = {}
+    stream = module.stream_frames
+
+    def keep(vae, latents, frames, wanted, ctx, batch):
+        final.update({k: latents[i].clone() for i, k in enumerate(frames) if k in wanted})
+        return stream(vae, latents, frames, wanted, ctx, batch=batch)
+
+    monkeypatch.setattr(module, "stream_frames", keep)
+    request = t2v("o", frames=6, chunk_size=4, vae_batch=1, guidance=1.0, steps=3, seed=3)
+
+    def latents(first: int, last: int) -> dict[int, torch.Tensor]:
+        final.clear()
+        module.text_to_video(dataclasses.replace(request, frame_start=first, frame_end=last), tiny_sd,
+                             JobContext.collecting())
+        return dict(final)
+
+    single = latents(0, 5)
+    ranges = split_frames(0, 5, range_frames=1, grid=grid_for(request, 0, 5))
+    assert [r.first for r in ranges] == [0, 1]  # 5 is a grid point, but it would start the short final chunk
+    for r in ranges:
+        part = latents(r.first, r.last)
+        assert sorted(part) == list(r) and all(torch.equal(part[k], single[k]) for k in part), r.label

@@ -56,6 +56,8 @@ def test_a_sub_range_pads_only_calls_that_then_match_the_single_run():
     assert pads([0, 5, 6]) == [4]  # a short range: its one call padded to 4-7's shape
     assert pads([0, 2, 3]) == [3]  # off the grid: frames would not sit at their rows, so no padding
     assert pads([0, 1, 2, 3, 4], job=0) == [4, 1]  # job size unknown: never padded
+    assert pads([0]) == [4] and pads([0], job=2) == [2]  # the anchor alone heads the first chunk's call
+    assert pads([0], exact=True) == [1]
     # exact layout, chunk 4: single-run calls hold 0 | 1-4 | 5-8; grid ranges need no padding
     assert pads([0, 5, 6, 7, 8], exact=True) == [1, 4] and pads([0, 1, 2, 3, 4], exact=True) == [1, 4]
     assert pads([0, 1, 2], exact=True) == [1, 4]

@@ -149,13 +149,16 @@ def single_run_rows(part: slice, frames: Sequence[int], size: int, exact_anchor:
     Matrix kernels round by call shape, so a sub-range whose calls have the single run's shapes, each frame at its
     row there, reproduces the single run bit for bit (the farm's ranges, service/farm_plan.py). On the batching
     grid that holds for every call but, in the shared layout, the last: a range ending at a chunk's first frame
-    has it alone, so that call is padded to the chunk's size. The anchor stands in for its chunk's first frame.
+    has it alone, so that call is padded to the chunk's size (as is a range of the anchor alone). The anchor stands
+    in for its chunk's first frame.
     """
     count = part.stop - part.start
     origin = 0 if not exact_anchor else 1
     rows = [r for r in range(part.start, part.stop) if r != 0]
-    if job_frames <= 0 or not rows:
+    if job_frames <= 0:
         return count
+    if not rows:  # the anchor alone (a range of frame 0 only): in the shared layout it heads the first chunk
+        return count if exact_anchor else max(count, min(size, job_frames))
     block = (frames[rows[0]] - origin) // size
     for r in rows:
         if divmod(frames[r] - origin, size) != (block, r - part.start):

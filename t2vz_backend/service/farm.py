@@ -73,7 +73,8 @@ def run_farm(request: AnyRequest, spec: FarmSpec, *, emit: Callable[[Event], Non
         owned = farm_ray.connect(ray, spec)
         pool = farm_ray.worker_pool(ray, spec)
         emit(Progress(job_id=job_id, stage="load", message=f"farm: {pool.describe}"))
-        done, grid = set(output.paths), grid_for(request, span.first)
+        to_end = request.frame_end < 0 or request.frame_end == request.frames - 1  # the span ends the job
+        done, grid = set(output.paths), grid_for(request, span.first, span.last if to_end else -1)
         planned = split_frames(span.first, span.last, ranges=spec.ranges, range_frames=spec.range_frames,
                                workers=len(pool.workers), grid=grid)
         progress = FarmProgress(total=len(span), done=len(done))

@@ -49,26 +49,41 @@ class FrameRange:
 @dataclass(frozen=True)
 class Grid:
     """Where a range may start without changing any frame's batches: ``origin + k * unit`` (and the job's first
-    frame). ``origin`` is the first frame after the anchor that the job renders."""
+    frame). ``origin`` is the first frame after the anchor that the job renders.
+
+    ``chunk`` and ``end`` (the shared anchor layout only): the chunk size and the job's last frame. A range that
+    starts inside the job's final chunk when that chunk has fewer than ``chunk - 1`` frames would run its anchor in
+    a smaller call than the single run does (one rounding away), so such a point is not a start: the frames there
+    belong to the range before."""
 
     origin: int = 1
     unit: int = 1
+    chunk: int = 0
+    end: int = -1
+
+    def is_start(self, point: int) -> bool:
+        """Whether a range may begin at grid point ``point``."""
+        return not (self.chunk > 1 and 0 <= self.end - point + 1 < self.chunk - 1 and point > self.origin)
 
     def cell_start(self, index: int) -> int:
         """The grid point at or before ``index`` (frames before the origin are their own cells)."""
         if index <= self.origin:
             return index
-        return self.origin + (index - self.origin) // self.unit * self.unit
+        point = self.origin + (index - self.origin) // self.unit * self.unit
+        return point if self.is_start(point) else max(self.origin, point - self.unit)
 
 
-def grid_for(request: Any, first: int) -> Grid:
-    """The batching grid of ``request`` whose rendered frames start at global frame ``first``."""
-    return Grid(origin=max(first, 1), unit=math.lcm(max(1, request.chunk_size), max(1, request.vae_batch)))
+def grid_for(request: Any, first: int, end: int = -1) -> Grid:
+    """The batching grid of ``request`` whose rendered frames start at global frame ``first``; ``end``: the job's
+    last frame when the request renders up to it (-1: unknown, or a job that stops before its last frame)."""
+    chunk = 0 if getattr(request, "exact_anchor", True) else max(1, request.chunk_size)
+    return Grid(origin=max(first, 1), unit=math.lcm(max(1, request.chunk_size), max(1, request.vae_batch)),
+                chunk=chunk, end=end)
 
 
 def cells(first: int, last: int, grid: Grid) -> list[FrameRange]:
     """Frames ``first..last`` cut at every grid point: the smallest ranges a split may use."""
-    starts = sorted({first} | {p for p in range(grid.origin, last + 1, grid.unit) if p > first}
+    starts = sorted({first} | {p for p in range(grid.origin, last + 1, grid.unit) if p > first and grid.is_start(p)}
                     | ({grid.origin} if first < grid.origin <= last else set()))
     return [FrameRange(a, b - 1) for a, b in zip(starts, starts[1:] + [last + 1])]
 
