@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--chunk-size", type=int, default=4, help="UNet batch; ranges start on its grid")
+    p.add_argument("--exact-anchor", action="store_true", help="the job with Exact First Frame (its own anchor call: "
+                   "ranges need no padding in that layout)")
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--no-namespace", action="store_true", help="do not enter a private network namespace")
     return p.parse_args(argv)
@@ -85,13 +87,14 @@ def main(argv=None) -> int:
         save_model(cfg, model_dir, threads=1)
         base = TextToVideoRequest(output_dir="", prompt="a fox running in the snow", model=model_dir, device="cpu",
                                   dtype="float32", frames=args.frames, width=args.size, height=args.size,
-                                  steps=args.steps, chunk_size=args.chunk_size, seed=1)
+                                  steps=args.steps, chunk_size=args.chunk_size, seed=1,
+                                  exact_anchor=args.exact_anchor)
 
         # Per-range overhead, in this process: the whole job vs the job cut as farm2 cuts it.
         cache = ModelCache()
         run_job(dataclasses.replace(base, output_dir=os.path.join(scratch, "warmup"), frames=2), cache=cache,
                 emit=lambda _e: None)
-        parts = split_frames(0, args.frames - 1, ranges=2, grid=grid_for(base, 0))
+        parts = split_frames(0, args.frames - 1, ranges=2, grid=grid_for(base, 0, args.frames - 1))
         timed = {}
         for name, (first, last) in [("whole", (0, args.frames - 1))] + [(p.label, (p.first, p.last)) for p in parts]:
             start = time.perf_counter()
